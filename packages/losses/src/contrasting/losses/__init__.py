@@ -1,0 +1,23 @@
+"""contrasting.losses: fused contrastive losses that never build the N×M logits matrix.
+
+Functional API: ``info_nce``, ``nt_xent``, ``clip_loss``; modules: ``InfoNCE``, ``NTXent``, ``CLIPLoss``;
+references (materialised logits, float64-capable): ``*_reference``.
+"""
+
+from .infonce import clip_loss, info_nce, nt_xent, pairwise_lse, resolve_backend
+from .infonce_module import CLIPLoss, InfoNCE, NTXent
+from .infonce_reference import clip_loss_reference, info_nce_reference, nt_xent_reference
+
+__all__ = [
+    "info_nce",
+    "nt_xent",
+    "clip_loss",
+    "pairwise_lse",
+    "resolve_backend",
+    "InfoNCE",
+    "NTXent",
+    "CLIPLoss",
+    "info_nce_reference",
+    "nt_xent_reference",
+    "clip_loss_reference",
+]

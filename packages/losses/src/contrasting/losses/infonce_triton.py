@@ -1,0 +1,340 @@
+"""Triton kernels of the pairwise log-sum-exp behind info_nce, nt_xent and clip_loss.
+
+Math (same notation as ``infonce_torch``). Rows x_i (R×D), columns y_j (M×D), σ = 1/τ, optional
+excluded column e(i) per row. Kernels work in base 2 with log2(e) folded into the scale:
+
+    s2_ij = σ·log2(e)·x_i·y_j                         (−∞ where j = e(i) or j ≥ M)
+    online over column tiles:  m_i ← max(m_i, max_j s2_ij)
+                               l_i ← l_i·2^(m_i,old − m_i) + Σ_j 2^(s2_ij − m_i)
+    lse_i = ln(2)·(m_i + log2 l_i)                    (only the R-vector lse is stored)
+
+Column statistics (CLIP's second direction) are reduced per row block into (⌈R/BLOCK_R⌉ × M)
+partial (max, sum) pairs and merged on the host, so the similarity tile is computed once for both
+directions. When the columns need no gradient (MoCo queue, detached keys) the forward also returns
+dx_i = σ Σ_j P_ij y_j with P_ij = 2^(s2_ij − log2-lse_i), the flash-attention forward with V = Y,
+so loss and dQ come from one pass.
+
+Backward (recompute, deterministic: each program owns the rows it writes, no atomics):
+
+    dS_ij = g_i·2^(s2_ij − lse2_i)  [A term]  +  gᶜ_j·2^(s2_ij − lseᶜ2_j)  [B term]
+    dx_i  = σ Σ_j dS_ij y_j          (kernel with A = x, B = y)
+    dy_j  = σ Σ_i dS_ij x_i          (same kernel with A = y, B = x, the terms swapped)
+
+Upstream gradients are divided by their max |g| before the kernel and multiplied back in fp32 at the
+end, so that dS fits fp16's range (g = 1/N is ~3e-5 at N = 32768). Accumulation is fp32 throughout.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import triton
+import triton.language as tl
+
+LOG2E = 1.4426950408889634  # log2(e): exp(x) = 2^(x·log2 e)
+LN2 = 0.6931471805599453  # ln(2): converts base-2 LSE back to natural log
+
+# EXCL_MODE values: which side's index vector holds the excluded partner.
+EXCL_NONE, EXCL_ON_A, EXCL_ON_B = 0, 1, 2
+
+
+@triton.jit
+def _sim_tile(
+    a_rows, b_rows, a_tile, b_tile, offs_d, a_ok, b_ok, D, stride_ad, stride_bd,
+    BLOCK_A: tl.constexpr, BLOCK_B: tl.constexpr, BLOCK_D: tl.constexpr,
+    ONE_D_CHUNK: tl.constexpr, DOT_PRECISION: tl.constexpr,
+):
+    """a·bᵀ for one (BLOCK_A × BLOCK_B) tile; ONE_D_CHUNK reuses the tiles already in registers."""
+    if ONE_D_CHUNK:
+        acc = tl.dot(a_tile, tl.trans(b_tile), input_precision=DOT_PRECISION)
+    else:
+        acc = tl.zeros((BLOCK_A, BLOCK_B), dtype=tl.float32)
+        for d0 in range(0, D, BLOCK_D):
+            dd = d0 + offs_d
+            a = tl.load(a_rows + dd[None, :] * stride_ad, mask=a_ok[:, None] & (dd[None, :] < D), other=0.0)
+            b = tl.load(b_rows + dd[None, :] * stride_bd, mask=b_ok[:, None] & (dd[None, :] < D), other=0.0)
+            acc = tl.dot(a, tl.trans(b), acc, input_precision=DOT_PRECISION)
+    return acc
+
+
+@triton.jit
+def _infonce_fwd_kernel(
+    X_ptr, Y_ptr, SCALE_ptr, EXCL_ptr,
+    LSE_ptr, COLM_ptr, COLL_ptr, DX_ptr,
+    R, M, D,
+    stride_xr, stride_xd, stride_yr, stride_yd, stride_dxr,
+    BLOCK_R: tl.constexpr, BLOCK_C: tl.constexpr, BLOCK_D: tl.constexpr,
+    ONE_D_CHUNK: tl.constexpr,  # D ≤ BLOCK_D: the x tile stays in registers for the whole column loop
+    HAS_EXCL: tl.constexpr,  # NT-Xent: each row excludes one column (itself)
+    COL_STATS: tl.constexpr,  # CLIP: also write per-row-block column (max, sum) partials
+    COMPUTE_DX: tl.constexpr,  # columns need no gradient: produce dx in the same pass
+    DOT_PRECISION: tl.constexpr,
+):
+    pid_r = tl.program_id(0)
+    pid_d = tl.program_id(1)  # D chunk of dx (COMPUTE_DX with D > BLOCK_D), else always 0
+    offs_r = pid_r * BLOCK_R + tl.arange(0, BLOCK_R)
+    offs_d = tl.arange(0, BLOCK_D)
+    row_ok = offs_r < R
+    scale2 = tl.load(SCALE_ptr).to(tl.float32) * 1.4426950408889634  # σ·log2(e)
+    x_rows = X_ptr + offs_r.to(tl.int64)[:, None] * stride_xr
+    x_tile = tl.zeros((BLOCK_R, BLOCK_D), dtype=X_ptr.dtype.element_ty)
+    if ONE_D_CHUNK:
+        x_tile = tl.load(x_rows + offs_d[None, :] * stride_xd, mask=row_ok[:, None] & (offs_d[None, :] < D),
+                         other=0.0)
+    if HAS_EXCL:
+        excl = tl.load(EXCL_ptr + offs_r, mask=row_ok, other=-1)
+    dx_cols = pid_d * BLOCK_D + offs_d
+    m_i = tl.full((BLOCK_R,), float("-inf"), dtype=tl.float32)
+    l_i = tl.zeros((BLOCK_R,), dtype=tl.float32)
+    acc = tl.zeros((BLOCK_R, BLOCK_D), dtype=tl.float32)
+    for c0 in range(0, M, BLOCK_C):
+        offs_c = c0 + tl.arange(0, BLOCK_C)
+        col_ok = offs_c < M
+        y_rows = Y_ptr + offs_c.to(tl.int64)[:, None] * stride_yr
+        y_tile = tl.zeros((BLOCK_C, BLOCK_D), dtype=Y_ptr.dtype.element_ty)
+        if ONE_D_CHUNK:
+            y_tile = tl.load(y_rows + offs_d[None, :] * stride_yd,
+                             mask=col_ok[:, None] & (offs_d[None, :] < D), other=0.0)
+        s2 = _sim_tile(x_rows, y_rows, x_tile, y_tile, offs_d, row_ok, col_ok, D, stride_xd, stride_yd,
+                       BLOCK_R, BLOCK_C, BLOCK_D, ONE_D_CHUNK, DOT_PRECISION) * scale2
+        keep = col_ok[None, :] & row_ok[:, None]
+        if HAS_EXCL:
+            keep = keep & (offs_c[None, :] != excl[:, None])
+        s2 = tl.where(keep, s2, float("-inf"))
+        m_new = tl.maximum(m_i, tl.max(s2, 1))
+        m_safe = tl.where(m_new == float("-inf"), 0.0, m_new)  # all-masked rows: avoid −∞ − (−∞)
+        p = tl.exp2(s2 - m_safe[:, None])
+        alpha = tl.exp2(m_i - m_safe)
+        l_i = l_i * alpha + tl.sum(p, 1)
+        m_i = m_new
+        if COMPUTE_DX:
+            if ONE_D_CHUNK:
+                v = y_tile
+            else:
+                v = tl.load(y_rows + dx_cols[None, :] * stride_yd, mask=col_ok[:, None] & (dx_cols[None, :] < D),
+                            other=0.0)
+            acc = acc * alpha[:, None] + tl.dot(p.to(v.dtype), v, input_precision=DOT_PRECISION)
+        if COL_STATS:
+            cm = tl.max(s2, 0)
+            cm_safe = tl.where(cm == float("-inf"), 0.0, cm)
+            cl = tl.sum(tl.exp2(s2 - cm_safe[None, :]), 0)
+            part = pid_r.to(tl.int64) * M + offs_c
+            tl.store(COLM_ptr + part, cm, mask=col_ok)
+            tl.store(COLL_ptr + part, cl, mask=col_ok)
+    lse = (m_i + tl.log2(l_i)) * 0.6931471805599453  # ln(2)
+    if pid_d == 0:
+        tl.store(LSE_ptr + offs_r, lse, mask=row_ok)
+    if COMPUTE_DX:
+        dx = acc * ((scale2 * 0.6931471805599453) / l_i)[:, None]
+        tl.store(DX_ptr + offs_r.to(tl.int64)[:, None] * stride_dxr + dx_cols[None, :],
+                 dx, mask=row_ok[:, None] & (dx_cols[None, :] < D))
+
+
+@triton.jit
+def _infonce_bwd_kernel(
+    A_ptr, B_ptr, SCALE_ptr, EXCL_ptr, GNORM_ptr,
+    LSE_A_ptr, G_A_ptr, LSE_B_ptr, G_B_ptr, DA_ptr,
+    RA, RB, D,
+    stride_ar, stride_ad, stride_br, stride_bd, stride_dar,
+    BLOCK_A: tl.constexpr, BLOCK_B: tl.constexpr, BLOCK_D: tl.constexpr,
+    ONE_D_CHUNK: tl.constexpr,
+    A_TERM: tl.constexpr,  # rows of A carry an LSE over B: dS += g_a·P(row of A)
+    B_TERM: tl.constexpr,  # rows of B carry an LSE over A: dS += g_b·P(row of B)
+    EXCL_MODE: tl.constexpr,  # 0: none; 1: EXCL indexed by A rows; 2: EXCL indexed by B rows
+    DOT_PRECISION: tl.constexpr,
+):
+    pid_a = tl.program_id(0)
+    pid_d = tl.program_id(1)
+    offs_a = pid_a * BLOCK_A + tl.arange(0, BLOCK_A)
+    offs_d = tl.arange(0, BLOCK_D)
+    a_ok = offs_a < RA
+    scale = tl.load(SCALE_ptr).to(tl.float32)
+    scale2 = scale * 1.4426950408889634  # σ·log2(e)
+    a_rows = A_ptr + offs_a.to(tl.int64)[:, None] * stride_ar
+    a_tile = tl.zeros((BLOCK_A, BLOCK_D), dtype=A_ptr.dtype.element_ty)
+    if ONE_D_CHUNK:
+        a_tile = tl.load(a_rows + offs_d[None, :] * stride_ad, mask=a_ok[:, None] & (offs_d[None, :] < D),
+                         other=0.0)
+    if A_TERM:
+        lse_a2 = tl.load(LSE_A_ptr + offs_a, mask=a_ok, other=0.0) * 1.4426950408889634
+        g_a = tl.load(G_A_ptr + offs_a, mask=a_ok, other=0.0)
+    if EXCL_MODE == 1:
+        excl_a = tl.load(EXCL_ptr + offs_a, mask=a_ok, other=-1)
+    dcols = pid_d * BLOCK_D + offs_d
+    acc = tl.zeros((BLOCK_A, BLOCK_D), dtype=tl.float32)
+    for b0 in range(0, RB, BLOCK_B):
+        offs_b = b0 + tl.arange(0, BLOCK_B)
+        b_ok = offs_b < RB
+        b_rows = B_ptr + offs_b.to(tl.int64)[:, None] * stride_br
+        b_tile = tl.zeros((BLOCK_B, BLOCK_D), dtype=B_ptr.dtype.element_ty)
+        if ONE_D_CHUNK:
+            b_tile = tl.load(b_rows + offs_d[None, :] * stride_bd, mask=b_ok[:, None] & (offs_d[None, :] < D),
+                             other=0.0)
+        s2 = _sim_tile(a_rows, b_rows, a_tile, b_tile, offs_d, a_ok, b_ok, D, stride_ad, stride_bd,
+                       BLOCK_A, BLOCK_B, BLOCK_D, ONE_D_CHUNK, DOT_PRECISION) * scale2
+        keep = a_ok[:, None] & b_ok[None, :]
+        if EXCL_MODE == 1:
+            keep = keep & (offs_b[None, :] != excl_a[:, None])
+        if EXCL_MODE == 2:
+            excl_b = tl.load(EXCL_ptr + offs_b, mask=b_ok, other=-1)
+            keep = keep & (offs_a[:, None] != excl_b[None, :])
+        ds = tl.zeros((BLOCK_A, BLOCK_B), dtype=tl.float32)
+        if A_TERM:
+            ds += g_a[:, None] * tl.exp2(s2 - lse_a2[:, None])
+        if B_TERM:
+            lse_b2 = tl.load(LSE_B_ptr + offs_b, mask=b_ok, other=0.0) * 1.4426950408889634
+            g_b = tl.load(G_B_ptr + offs_b, mask=b_ok, other=0.0)
+            ds += g_b[None, :] * tl.exp2(s2 - lse_b2[None, :])
+        ds = tl.where(keep, ds, 0.0)
+        if ONE_D_CHUNK:
+            v = b_tile
+        else:
+            v = tl.load(b_rows + dcols[None, :] * stride_bd, mask=b_ok[:, None] & (dcols[None, :] < D), other=0.0)
+        acc = tl.dot(ds.to(v.dtype), v, acc, input_precision=DOT_PRECISION)
+    gnorm = tl.load(GNORM_ptr)
+    da = acc * (scale * gnorm)
+    tl.store(DA_ptr + offs_a.to(tl.int64)[:, None] * stride_dar + dcols[None, :],
+             da.to(DA_ptr.dtype.element_ty), mask=a_ok[:, None] & (dcols[None, :] < D))
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Dispatch table: the only place where tile sizes are chosen (bench/kernel_report.py compiles every entry).
+
+
+@dataclass(frozen=True)
+class KernelConfig:
+    """Launch parameters of one kernel call; ``block_d`` is also the D chunk of dx/dy programs."""
+
+    block_r: int
+    block_c: int
+    block_d: int
+    num_warps: int
+    num_stages: int
+
+
+# Largest D chunk kept in registers per dtype; larger D loops over chunks (and splits dx programs by chunk).
+MAX_BLOCK_D = {torch.float32: 128, torch.float16: 256, torch.bfloat16: 256}
+DOT_PRECISION = {torch.float32: "tf32x3", torch.float16: "ieee", torch.bfloat16: "ieee"}
+BLOCK_D_CHOICES = (16, 32, 64, 128, 256)
+KERNELS = ("fwd", "fwd_dx", "bwd")
+
+
+def select_config(dtype: torch.dtype, d: int, kernel: str) -> KernelConfig:
+    """Tile sizes for ``kernel`` in KERNELS at feature size ``d`` (a pure function of dtype, d, kernel)."""
+    block_d = min(max(16, triton.next_power_of_2(d)), MAX_BLOCK_D[dtype])
+    wide = block_d * (4 if dtype == torch.float32 else 2) >= 512  # ≥ 512 bytes per row of a tile
+    if kernel == "fwd":
+        return KernelConfig(128 if not wide else 64, 64, block_d, 4 if not wide else 8, 2)
+    return KernelConfig(64, 64 if not wide else 32, block_d, 4 if not wide else 8, 2)
+
+
+def _ensure_rowmajor(t: torch.Tensor) -> torch.Tensor:
+    return t if t.stride(-1) == 1 else t.contiguous()
+
+
+def _fwd(x, y, scale, exclude, want_cols, compute_dx):
+    r, d = x.shape
+    m = y.shape[0]
+    cfg = select_config(x.dtype, d, "fwd_dx" if compute_dx else "fwd")
+    n_rb = triton.cdiv(r, cfg.block_r)
+    n_dchunks = triton.cdiv(d, cfg.block_d) if compute_dx else 1
+    f32 = dict(dtype=torch.float32, device=x.device)
+    lse = torch.empty(r, **f32)
+    colm = torch.empty((n_rb, m), **f32) if want_cols else lse
+    coll = torch.empty((n_rb, m), **f32) if want_cols else lse
+    dx = torch.empty((r, d), **f32) if compute_dx else lse
+    _infonce_fwd_kernel[(n_rb, n_dchunks)](
+        x, y, scale, exclude if exclude is not None else lse, lse, colm, coll, dx,
+        r, m, d,
+        x.stride(0), x.stride(1), y.stride(0), y.stride(1), dx.stride(0) if compute_dx else 0,
+        BLOCK_R=cfg.block_r, BLOCK_C=cfg.block_c, BLOCK_D=cfg.block_d, ONE_D_CHUNK=d <= cfg.block_d,
+        HAS_EXCL=exclude is not None, COL_STATS=want_cols, COMPUTE_DX=compute_dx,
+        DOT_PRECISION=DOT_PRECISION[x.dtype],
+        num_warps=cfg.num_warps, num_stages=cfg.num_stages,
+    )
+    col_lse = None
+    if want_cols:
+        col_lse = torch.logsumexp(colm * LN2 + torch.log(coll), dim=0)
+    return lse, col_lse, (dx if compute_dx else None)
+
+
+def _bwd_side(a, b, scale, exclude, excl_mode, gnorm, lse_a, g_a, lse_b, g_b):
+    """dA (fp32) for one side; A_TERM/B_TERM are on when the matching LSE is given."""
+    ra, d = a.shape
+    cfg = select_config(a.dtype, d, "bwd")
+    da = torch.empty((ra, d), dtype=torch.float32, device=a.device)
+    dummy = gnorm
+    _infonce_bwd_kernel[(triton.cdiv(ra, cfg.block_r), triton.cdiv(d, cfg.block_d))](
+        a, b, scale, exclude if exclude is not None else dummy, gnorm,
+        lse_a if lse_a is not None else dummy, g_a if g_a is not None else dummy,
+        lse_b if lse_b is not None else dummy, g_b if g_b is not None else dummy, da,
+        ra, b.shape[0], d,
+        a.stride(0), a.stride(1), b.stride(0), b.stride(1), da.stride(0),
+        BLOCK_A=cfg.block_r, BLOCK_B=cfg.block_c, BLOCK_D=cfg.block_d, ONE_D_CHUNK=d <= cfg.block_d,
+        A_TERM=lse_a is not None, B_TERM=lse_b is not None, EXCL_MODE=excl_mode,
+        DOT_PRECISION=DOT_PRECISION[a.dtype],
+        num_warps=cfg.num_warps, num_stages=cfg.num_stages,
+    )
+    return da
+
+
+class TritonPairwiseLSE(torch.autograd.Function):
+    """autograd Function: (x, y, σ, exclude, want_cols) → (lse rows (R,), lse columns (M,) or empty).
+
+    Same contract as ``infonce_torch.TorchPairwiseLSE``; σ is a 1-element tensor read by the kernel
+    (no host synchronisation).
+    """
+
+    @staticmethod
+    def forward(ctx, x, y, scale, exclude, want_cols):
+        x, y = _ensure_rowmajor(x), _ensure_rowmajor(y)
+        scale_f32 = scale.detach().to(torch.float32).reshape(1)
+        single_pass = not want_cols and not ctx.needs_input_grad[1] and (
+            ctx.needs_input_grad[0] or ctx.needs_input_grad[2])
+        lse, col_lse, dx_unit = _fwd(x, y, scale_f32, exclude, want_cols, single_pass)
+        ctx.single_pass = single_pass
+        ctx.want_cols = want_cols
+        ctx.scale_shape, ctx.scale_dtype = scale.shape, scale.dtype
+        ctx.save_for_backward(x, y, scale_f32, exclude, lse, col_lse, dx_unit)
+        return lse, (col_lse if want_cols else lse.new_empty(0))
+
+    @staticmethod
+    def backward(ctx, g_rows, g_cols):
+        x, y, scale_f32, exclude, lse, col_lse, dx_unit = ctx.saved_tensors
+        need_x, need_y, need_scale = ctx.needs_input_grad[:3]
+        g_rows = g_rows.to(torch.float32).contiguous()
+        if ctx.single_pass:
+            dx = g_rows[:, None] * dx_unit
+            d_scale = (x.to(torch.float32) * dx).sum() / scale_f32 if need_scale else None
+            dx = dx.to(x.dtype) if need_x else None
+            dy = None
+        else:
+            use_cols = ctx.want_cols and g_cols is not None and g_cols.numel() > 0
+            g_cols = g_cols.to(torch.float32).contiguous() if use_cols else None
+            gmax = g_rows.abs().amax() if g_rows.numel() else g_rows.new_zeros(())
+            if use_cols:
+                gmax = torch.maximum(gmax, g_cols.abs().amax())
+            gnorm = torch.where(gmax > 0, gmax, torch.ones_like(gmax)).reshape(1)
+            g_rows_n = g_rows / gnorm
+            g_cols_n = g_cols / gnorm if use_cols else None
+            lse_c = col_lse if use_cols else None
+            dx = _bwd_side(x, y, scale_f32, exclude, EXCL_ON_A if exclude is not None else EXCL_NONE, gnorm,
+                           lse, g_rows_n, lse_c, g_cols_n)
+            dy = None
+            if need_y:
+                dy = _bwd_side(y, x, scale_f32, exclude, EXCL_ON_B if exclude is not None else EXCL_NONE, gnorm,
+                               lse_c, g_cols_n, lse, g_rows_n)
+            d_scale = (x.to(torch.float32) * dx).sum() / scale_f32 if need_scale else None
+            dx = dx.to(x.dtype) if need_x else None
+            dy = dy.to(y.dtype) if need_y else None
+        if d_scale is not None:
+            d_scale = d_scale.reshape(ctx.scale_shape).to(ctx.scale_dtype)
+        return dx, dy, d_scale, None, None
+
+
+def kernel_dtype_ok(dtype: torch.dtype) -> bool:
+    """Whether the Triton kernels accept ``dtype`` (float64 is served by the torch backend only)."""
+    return dtype in MAX_BLOCK_D
+
+
