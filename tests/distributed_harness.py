@@ -3,15 +3,17 @@
     results = run_on_ranks(fn, world_size=2, args=(...))   # fn(rank, world_size, *args) -> picklable
 
 Each worker initialises torch.distributed (gloo, 127.0.0.1, a free port), runs ``fn`` and sends its
-result back; an exception in any worker is re-raised here with the worker's traceback.
+result back (serialised with torch.save); an exception in any worker is re-raised here with the worker's traceback.
 """
 
 from __future__ import annotations
 
+import io
 import os
 import socket
 import traceback
 
+import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
 
@@ -27,7 +29,9 @@ def _worker(rank, world_size, port, fn, args, queue):
                       WORLD_SIZE=str(world_size), LOCAL_RANK=str(rank))
     try:
         dist.init_process_group("gloo", rank=rank, world_size=world_size)
-        queue.put((rank, "ok", fn(rank, world_size, *args)))
+        buffer = io.BytesIO()
+        torch.save(fn(rank, world_size, *args), buffer)  # bytes, not shared-memory tensors that die with us
+        queue.put((rank, "ok", buffer.getvalue()))
     except BaseException:  # noqa: BLE001 - forwarded to the parent with its traceback
         queue.put((rank, "error", traceback.format_exc()))
     finally:
@@ -49,7 +53,7 @@ def run_on_ranks(fn, world_size: int = 2, args: tuple = (), timeout: float = 300
             rank, status, payload = queue.get(timeout=timeout)
             if status == "error":
                 raise RuntimeError(f"rank {rank} failed:\n{payload}")
-            results[rank] = payload
+            results[rank] = torch.load(io.BytesIO(payload), weights_only=False)
     finally:
         for p in procs:
             p.join(timeout=10)
