@@ -61,7 +61,7 @@ def check_against_reference(entry, n, d, k, dtype, seed, temperature, reduction,
     amp = 1.0 / min(a.double().norm(dim=1).min().item(), b.double().norm(dim=1).min().item()) if normalize else 1.0
     grad_floor *= max(1.0, amp)
     grad_tol *= max(1.0, amp)
-    for name, g, r in zip(names, got_grads, want_grads):
+    for name, g, r in zip(names[: len(want_grads)], got_grads, want_grads, strict=True):
         # dτ = −dσ/τ²: its terms are 1/τ larger than those of the inputs' gradients
         terms = logit_scale**2 if name == "temperature" else logit_scale
         bound = grad_tol * terms * (r.abs().max().item() + w_row) + grad_floor
@@ -160,7 +160,7 @@ def test_non_contiguous_inputs_match_contiguous():
         got, gg = run(entry.fused, entry, a_t, b_t, None, w, temperature=0.1, reduction="mean",
                       learn_temperature=False, backend=backend)
         assert torch.allclose(got, want, atol=1e-6)
-        for x, y in zip(gg, gw):
+        for x, y in zip(gg, gw, strict=True):
             assert torch.allclose(x, y, atol=1e-6)
 
 

@@ -33,14 +33,13 @@ def _rows_per_block(m: int) -> int:
     return max(1, TILE_ELEMENTS // max(m, 1))
 
 
-def _tile(x_blk, y, scale, exclude_blk, start):
-    """s = σ·x_blk·yᵀ with the excluded entries set to −∞."""
-    s = (x_blk @ y.T) * scale
+def _tile(xs_blk, y, exclude_blk):
+    """s = (σ·x_blk)·yᵀ with the excluded entries set to −∞ (σ already folded into the rows)."""
+    s = xs_blk @ y.T
     if exclude_blk is not None:
-        rows = torch.arange(s.shape[0], device=s.device)
-        cols = exclude_blk.clamp(min=0)
         hit = exclude_blk >= 0
-        s[rows[hit], cols[hit]] = float("-inf")
+        rows = torch.arange(s.shape[0], device=s.device)[hit]
+        s[rows, exclude_blk[hit]] = float("-inf")
     return s
 
 
@@ -50,15 +49,15 @@ class TorchPairwiseLSE(torch.autograd.Function):
     @staticmethod
     def forward(ctx, x, y, scale, exclude, want_cols):
         cdt = _compute_dtype(x)
-        xc, yc, sc = x.to(cdt), y.to(cdt), scale.to(cdt)
-        r, m = xc.shape[0], yc.shape[0]
+        xs, yc = x.to(cdt) * scale.to(cdt), y.to(cdt)
+        r, m = xs.shape[0], yc.shape[0]
         lse = torch.empty(r, dtype=cdt, device=x.device)
         col_lse = torch.full((m,), float("-inf"), dtype=cdt, device=x.device) if want_cols else None
         step = _rows_per_block(m)
         for start in range(0, r, step):
             stop = min(start + step, r)
             excl = exclude[start:stop] if exclude is not None else None
-            s = _tile(xc[start:stop], yc, sc, excl, start)
+            s = _tile(xs[start:stop], yc, excl)
             lse[start:stop] = torch.logsumexp(s, dim=1)
             if want_cols:
                 col_lse = torch.logaddexp(col_lse, torch.logsumexp(s, dim=0))
@@ -75,19 +74,22 @@ class TorchPairwiseLSE(torch.autograd.Function):
         g_rows = g_rows.to(cdt) if g_rows is not None else torch.zeros_like(lse)
         use_cols = ctx.want_cols and g_cols is not None and g_cols.numel() > 0
         need_y = ctx.needs_input_grad[1]
+        xs = xc * sc
         dx = torch.empty_like(xc)
         dy = torch.zeros_like(yc) if need_y else None
         step = _rows_per_block(yc.shape[0])
         for start in range(0, xc.shape[0], step):
             stop = min(start + step, xc.shape[0])
             excl = exclude[start:stop] if exclude is not None else None
-            s = _tile(xc[start:stop], yc, sc, excl, start)
-            ds = torch.exp(s - lse[start:stop, None]) * g_rows[start:stop, None]
+            s = _tile(xs[start:stop], yc, excl)
             if use_cols:
-                ds += torch.exp(s - col_lse[None, :]) * g_cols.to(cdt)[None, :]
-            dx[start:stop] = ds @ yc
+                ds_cols = torch.sub(s, col_lse[None, :]).exp_().mul_(g_cols.to(cdt)[None, :])
+            ds = s.sub_(lse[start:stop, None]).exp_().mul_(g_rows[start:stop, None])  # in place: s is dead
+            if use_cols:
+                ds += ds_cols
+            torch.mm(ds, yc, out=dx[start:stop])
             if need_y:
-                dy += ds.T @ xc[start:stop]
+                dy.addmm_(ds.T, xc[start:stop])
         d_scale = None
         if ctx.needs_input_grad[2]:
             d_scale = (xc * dx).sum().reshape(scale.shape).to(scale.dtype)
