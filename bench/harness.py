@@ -5,9 +5,10 @@ and synchronises the device. The same factory serves the timing (pytest-benchmar
 measurement, so both look at identical work:
 
 * CUDA: peak = max_memory_allocated after reset, minus the memory held by the inputs.
-* CPU: PyTorch has no CPU allocator statistics, so the step runs in a fresh subprocess and the peak is
-  the growth of the resident-set high-water mark (ru_maxrss) across one step. A warm-up step at a tiny
-  size first pays the one-time costs (thread pools, autograd engine), which are not the op's memory.
+* CPU: PyTorch has no CPU allocator statistics, so the step runs in a fresh subprocess: the kernel's
+  resident-set high-water mark is reset (``/proc/self/clear_refs``), one step runs, and the peak is
+  VmHWM − VmRSS-before. A warm-up step at a tiny size first pays the one-time costs (thread pools,
+  autograd engine), which are not the op's memory.
 """
 
 from __future__ import annotations
@@ -15,7 +16,6 @@ from __future__ import annotations
 import importlib
 import json
 import platform
-import resource
 import subprocess
 import sys
 from datetime import datetime, timezone
@@ -88,10 +88,17 @@ def _probe(spec: str) -> None:
     tiny = {k: min(v, 16) if isinstance(v, int) else v for k, v in cfg["size"].items()}
     make("cpu", dtype, **tiny)()
     step = make("cpu", dtype, **cfg["size"])
-    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    before = _status_kib("VmRSS")
+    Path("/proc/self/clear_refs").write_text("5")  # resets VmHWM to the current RSS
     step()
-    after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    print((after - before) / 1024)  # ru_maxrss is in KiB on Linux
+    print((_status_kib("VmHWM") - before) / 1024)
+
+
+def _status_kib(field: str) -> int:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith(field + ":"):
+            return int(line.split()[1])
+    raise RuntimeError(f"{field} not in /proc/self/status: CPU peak memory needs Linux")
 
 
 def record(benchmark, *, device: str, dtype: torch.dtype, work: float, work_unit: str, flops: float | None,
