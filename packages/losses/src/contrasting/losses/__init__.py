@@ -1,12 +1,15 @@
 """contrasting.losses: fused contrastive losses that never build the N×M logits matrix.
 
-Functional API: ``info_nce``, ``nt_xent``, ``clip_loss``; modules: ``InfoNCE``, ``NTXent``, ``CLIPLoss``;
-references (materialised logits, float64-capable): ``*_reference``.
+Functional API: ``info_nce``, ``nt_xent``, ``clip_loss``, ``sinkhorn``, ``swav_loss``; modules: ``InfoNCE``,
+``NTXent``, ``CLIPLoss``, ``SwAVLoss``; references (materialised, float64-capable): ``*_reference``.
 """
 
 from .infonce import clip_loss, info_nce, nt_xent, pairwise_lse, resolve_backend
 from .infonce_module import CLIPLoss, InfoNCE, NTXent
 from .infonce_reference import clip_loss_reference, info_nce_reference, nt_xent_reference
+from .sinkhorn import sinkhorn
+from .sinkhorn_reference import sinkhorn_reference, swav_loss_reference
+from .swav import SwAVLoss, swav_loss
 
 __all__ = [
     "info_nce",
@@ -20,4 +23,9 @@ __all__ = [
     "info_nce_reference",
     "nt_xent_reference",
     "clip_loss_reference",
+    "sinkhorn",
+    "swav_loss",
+    "SwAVLoss",
+    "sinkhorn_reference",
+    "swav_loss_reference",
 ]

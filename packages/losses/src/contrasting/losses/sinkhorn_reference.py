@@ -42,7 +42,7 @@ def _reference_dtype(t: torch.Tensor) -> torch.dtype:
 
 @torch.no_grad()
 def sinkhorn_reference(scores: torch.Tensor, *, epsilon: float = 0.05, iterations: int = 3) -> torch.Tensor:
-    """SwAV's Sinkhorn-Knopp on one process, with the (cancelling) per-prototype max shift; (B, K) → (B, K)."""
+    """SwAV's Sinkhorn-Knopp on one process with the (cancelling) per-prototype max shift; (B, K) → (B, K)."""
     out = scores.detach().to(_reference_dtype(scores))
     shift = out.amax(dim=0, keepdim=True)  # m_k: cancels in the first per-prototype normalisation
     Q = torch.exp((out - shift) / epsilon).t()  # K × B, as in SwAV
