@@ -17,8 +17,10 @@ specialised as Triton's launcher does for row-major inputs: tensors as 16-byte-a
 integer 1 as the constant 1, other integers as i32 with a divisible-by-16 hint when they are (the
 representative widths are multiples of 16). Each case is compiled for sm_90a and sm_80.
 
-Per case it records registers, local memory per thread (spills), shared memory (dynamic as launched,
-plus static), and the number of tensor-core MMA instructions (HGMMA / HMMA, any variant) in the SASS.
+Per case it records registers, spill bytes, shared memory (dynamic as launched, plus static) and the
+number of tensor-core MMA instructions (HGMMA / HMMA, any variant) in the SASS. Spills are the local
+memory per thread that ``cuobjdump --dump-resource-usage`` reports: ptxas puts them in the stack frame
+(STACK, which these call-free kernels use for nothing else) plus LOCAL; ``spill_bytes`` is their sum.
 
 Usage: ``python bench/kernel_report.py [--arch 90 80] [--json OUT] [--subset]``. The process that
 compiles must not have TRITON_INTERPRET set (it turns ``@triton.jit`` into interpreter functions at
@@ -42,8 +44,10 @@ from dataclasses import asdict, dataclass, field
 ARCHES = (90, 80)
 DTYPE_NAMES = ("float32", "float16", "bfloat16")
 KERNEL_FNS = {"fwd": "_infonce_fwd_kernel", "fwd_dx": "_infonce_fwd_kernel", "bwd": "_infonce_bwd_kernel"}
+KERNEL_FNS_INV = {"_infonce_fwd_kernel": "fwd", "_infonce_bwd_kernel": "bwd"}
 # Block sizes, precision and strides are not "flags"; everything else passed by keyword is.
-_NOT_FLAGS = ("BLOCK_R", "BLOCK_C", "BLOCK_A", "BLOCK_B", "BLOCK_D", "DOT_PRECISION", "num_warps", "num_stages")
+_NOT_FLAGS = ("BLOCK_R", "BLOCK_C", "BLOCK_A", "BLOCK_B", "BLOCK_D", "DOT_PRECISION", "num_warps",
+              "num_stages")
 _MMA_RE = re.compile(r"\bHG?MMA(?:\.[\w.]+)?")
 _RES_RE = re.compile(r"\b(REG|STACK|SHARED|LOCAL):(\d+)")
 _ROWS = 64  # rows of the recording tensors: a multiple of 16, as a typical batch
@@ -54,9 +58,6 @@ _USED_BY = {
     (False, True): ("clip_loss", "pairwise_lse"),
     (True, True): ("pairwise_lse",),
 }
-# Reduced set for CI (--subset): every flag combination at the narrowest and the chunked-D width of each
-# dtype, and every width for the combinations the loss functions reach most (info_nce / clip_loss / bwd).
-_SUBSET_WIDTH_CLASSES = ("min", "chunked")
 
 
 @dataclass(frozen=True)
@@ -115,7 +116,7 @@ def _specialise(arg_names, args, kwargs):
 
     ptr_types = {torch.float32: "*fp32", torch.float16: "*fp16", torch.bfloat16: "*bf16", torch.int32: "*i32"}
     signature, constexprs, attrs = {}, {}, {}
-    for i, (name, value) in enumerate(zip(arg_names, args)):
+    for i, (name, value) in enumerate(zip(arg_names, args, strict=False)):
         if isinstance(value, torch.Tensor):
             signature[name] = ptr_types[value.dtype]
             attrs[(i,)] = [["tt.divisibility", 16]]
@@ -143,7 +144,8 @@ def _representative_widths(mod, dtype) -> list[int]:
     candidates = powers + [d for d in range(16, top + 1, 16) if d not in powers]
     seen, widths = set(), []
     for d in candidates:
-        outcome = tuple((cfg, d <= cfg.block_d) for cfg in (mod.select_config(dtype, d, k) for k in mod.KERNELS))
+        configs = [mod.select_config(dtype, d, k) for k in mod.KERNELS]
+        outcome = tuple((cfg, d <= cfg.block_d) for cfg in configs)
         if outcome not in seen:
             seen.add(outcome)
             widths.append(d)
@@ -178,53 +180,54 @@ def _record_launches(mod, dtype, d: int) -> list[tuple[tuple, str, tuple, dict]]
     return launches
 
 
+def _max_state(entries: list[dict]) -> list[dict]:
+    """Entries whose set of enabled flags is not strictly contained in another entry's (same kernel)."""
+    def on(e):
+        return {f"{k}={v}" for k, v in e["flags"].items() if v}
+
+    return [e for e in entries if not any(on(e) < on(o) for o in entries if o["kernel"] == e["kernel"])]
+
+
 def enumerate_cases(arches=ARCHES, dtypes=DTYPE_NAMES, subset: bool = False) -> list[KernelCase]:
     """All distinct kernel configurations the dispatcher can launch, one KernelCase per (config, arch).
 
-    ``subset`` keeps the representative CI subset: every configuration at the narrowest and the
-    chunked (d > MAX_BLOCK_D) width of each dtype, and at the other widths only those reached by
-    ``info_nce`` (plain forward, queue single pass) and their backward (module docstring for the rest).
-    Works with or without TRITON_INTERPRET (the kernels are replaced by recorders while enumerating).
+    ``subset`` keeps the representative CI subset: at every dtype and width, only the launches with a
+    maximal set of flags per kernel (most live state, so most spill-prone): fwd with HAS_EXCL and
+    COL_STATS, fwd_dx with HAS_EXCL, bwd with both terms and either exclusion mode. The default (full)
+    set is the reference; the subset is a sample of it. Works with or without TRITON_INTERPRET (the
+    kernels are replaced by recorders while enumerating).
     """
     import torch
 
     from contrasting.losses import infonce_triton as mod
 
-    found: dict = {}
+    order = ("info_nce", "nt_xent", "clip_loss", "clip_loss(process_group)", "pairwise_lse")
+    entries = []
     for dtype_name in dtypes:
         dtype = getattr(torch, dtype_name)
-        widths = _representative_widths(mod, dtype)
-        for d in widths:
+        for d in _representative_widths(mod, dtype):
+            found: dict = {}
             for pattern, fn_name, args, kwargs in _record_launches(mod, dtype, d):
-                fn = getattr(mod, fn_name)
-                signature, constexprs, attrs = _specialise(fn.arg_names, args, kwargs)
-                flags = {k: v for k, v in kwargs.items() if k not in _NOT_FLAGS}
-                kernel = "bwd" if fn_name == KERNEL_FNS["bwd"] else ("fwd_dx" if flags["COMPUTE_DX"] else "fwd")
-                if subset and d not in (widths[0], widths[-1]) and not (
-                        pattern == (False, False) and (kernel != "bwd" or flags["A_TERM"] != flags["B_TERM"])):
-                    continue
-                key = (fn_name, dtype_name, repr(sorted(signature.items())), repr(sorted(constexprs.items())),
+                signature, constexprs, attrs = _specialise(getattr(mod, fn_name).arg_names, args, kwargs)
+                key = (fn_name, repr(sorted(constexprs.items())), repr(sorted(signature.items())),
                        repr(sorted(attrs.items())), kwargs["num_warps"], kwargs["num_stages"])
-                if key in found:
-                    found[key]["used_by"].update(_USED_BY[pattern])
-                    continue
-                found[key] = dict(
-                    kernel=kernel, dtype=dtype_name, d=d, flags=flags,
-                    block_r=kwargs.get("BLOCK_R", kwargs.get("BLOCK_A")),
-                    block_c=kwargs.get("BLOCK_C", kwargs.get("BLOCK_B")),
-                    block_d=kwargs["BLOCK_D"], num_warps=kwargs["num_warps"], num_stages=kwargs["num_stages"],
-                    used_by=set(_USED_BY[pattern]), signature=signature, constexprs=constexprs, attrs=attrs,
-                )
-    order = {name: i for i, name in enumerate(["info_nce", "nt_xent", "clip_loss", "clip_loss(process_group)",
-                                               "pairwise_lse"])}
-    cases = []
-    for entry in found.values():
-        entry = dict(entry, used_by=tuple(sorted(entry["used_by"], key=order.__getitem__)))
-        cases += [KernelCase(arch=arch, **entry) for arch in arches]
-    kernel_rank = {k: i for i, k in enumerate(KERNEL_FNS)}
-    cases.sort(key=lambda c: (c.arch != arches[0], c.arch, DTYPE_NAMES.index(c.dtype), c.d,
-                              kernel_rank[c.kernel], flags_label(c.flags)))
-    return cases
+                if key not in found:
+                    flags = {k: v for k, v in kwargs.items() if k not in _NOT_FLAGS}
+                    kernel = "fwd_dx" if flags.get("COMPUTE_DX") else KERNEL_FNS_INV[fn_name]
+                    found[key] = dict(
+                        kernel=kernel, dtype=dtype_name, d=d, flags=flags,
+                        block_r=kwargs.get("BLOCK_R", kwargs.get("BLOCK_A")),
+                        block_c=kwargs.get("BLOCK_C", kwargs.get("BLOCK_B")), block_d=kwargs["BLOCK_D"],
+                        num_warps=kwargs["num_warps"], num_stages=kwargs["num_stages"],
+                        used_by=set(), signature=signature, constexprs=constexprs, attrs=attrs,
+                    )
+                found[key]["used_by"].update(_USED_BY[pattern])
+            entries += _max_state(list(found.values())) if subset else list(found.values())
+    kernel_rank = list(KERNEL_FNS)
+    entries.sort(key=lambda e: (DTYPE_NAMES.index(e["dtype"]), e["d"], kernel_rank.index(e["kernel"]),
+                                flags_label(e["flags"])))
+    return [KernelCase(arch=arch, **dict(e, used_by=tuple(sorted(e["used_by"], key=order.index))))
+            for arch in arches for e in entries]
 
 
 def _tool(name: str) -> str:
@@ -242,11 +245,13 @@ def analyse_cubin(cubin: bytes) -> dict:
             f.write(cubin)
         usage = subprocess.run([_tool("cuobjdump"), "--dump-resource-usage", path],
                                capture_output=True, text=True, check=True).stdout
-        sass = subprocess.run([_tool("nvdisasm"), "-c", path], capture_output=True, text=True, check=True).stdout
+        sass = subprocess.run([_tool("nvdisasm"), "-c", path],
+                              capture_output=True, text=True, check=True).stdout
     res = {k: int(v) for k, v in _RES_RE.findall(usage.split("Function", 1)[-1])}
     ops = _MMA_RE.findall(sass)
-    return dict(registers=res["REG"], local_bytes=res["LOCAL"], stack_bytes=res["STACK"],
-                shared_static=res["SHARED"], mma_count=len(ops), mma_ops=sorted(set(ops)))
+    return dict(registers=res["REG"], spill_bytes=res["STACK"] + res["LOCAL"], stack_bytes=res["STACK"],
+                local_bytes=res["LOCAL"], shared_static=res["SHARED"], mma_count=len(ops),
+                mma_ops=sorted(set(ops)))
 
 
 def compile_case(case: KernelCase) -> dict:
@@ -262,8 +267,8 @@ def compile_case(case: KernelCase) -> dict:
 
     fn = getattr(mod, KERNEL_FNS[case.kernel])
     if not isinstance(fn, triton.runtime.JITFunction):
-        raise RuntimeError("Triton kernels are interpreter functions: unset TRITON_INTERPRET in the compiling "
-                           "process (it is read when contrasting.losses.infonce_triton is imported)")
+        raise RuntimeError("the Triton kernels are interpreter functions: unset TRITON_INTERPRET in the "
+                           "compiling process (read when contrasting.losses.infonce_triton is imported)")
     row = {k: v for k, v in asdict(case).items() if k not in ("signature", "constexprs", "attrs")}
     row["name"] = case.name
     start = time.perf_counter()
@@ -299,8 +304,8 @@ def format_table(rows: list[dict]) -> str:
     """Aligned text table of report rows (used when ``rich`` is not installed)."""
     header, lines = _table_cells(rows)
     widths = [max(len(r[i]) for r in [header, *lines]) for i in range(len(header))]
-    out = ["  ".join(c.rjust(w) if c[:1].isdigit() else c.ljust(w) for c, w in zip(r, widths)).rstrip()
-           for r in [header, *lines]]
+    out = ["  ".join(c.rjust(w) if c[:1].isdigit() else c.ljust(w) for c, w in zip(r, widths, strict=True))
+           .rstrip() for r in [header, *lines]]
     out.insert(1, "  ".join("-" * w for w in widths))
     return "\n".join(out)
 
@@ -315,7 +320,7 @@ def _table_cells(rows):
         if "error" in r:
             lines.append(base + ["ERROR", "", "", "", r["error"].splitlines()[0][:60]])
         else:
-            lines.append(base + [str(r["registers"]), str(r["local_bytes"]), str(r["shared_bytes"]),
+            lines.append(base + [str(r["registers"]), str(r["spill_bytes"]), str(r["shared_bytes"]),
                                  str(r["mma_count"]), ",".join(r["used_by"])])
     return header, lines
 
@@ -342,9 +347,9 @@ def problems(rows: list[dict]) -> list[str]:
         if "error" in r:
             found.append(f"{r['name']}: compile error: {r['error']}")
             continue
-        if r["local_bytes"] or r["stack_bytes"]:
-            found.append(f"{r['name']}: {r['local_bytes']} B local memory per thread "
-                         f"(stack {r['stack_bytes']} B), {r['registers']} registers")
+        if r["spill_bytes"]:
+            found.append(f"{r['name']}: spills {r['spill_bytes']} B of local memory per thread "
+                         f"({r['registers']} registers)")
         if r["dtype"] in ("float16", "bfloat16") and r["mma_count"] == 0:
             want = "HGMMA" if r["arch"] >= 90 else "HMMA"
             found.append(f"{r['name']}: no tensor-core instruction ({want}) in the SASS")
@@ -356,7 +361,8 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n", 1)[0])
     parser.add_argument("--arch", type=int, nargs="+", default=list(ARCHES), help="compute capabilities")
     parser.add_argument("--json", metavar="OUT", help="also write the rows as JSON to OUT")
-    parser.add_argument("--subset", action="store_true", help="the reduced CI set (see enumerate_cases)")
+    parser.add_argument("--subset", action="store_true",
+                        help="the reduced CI set (maximal flag sets, see enumerate_cases)")
     parser.add_argument("--workers", type=int, default=2, help="compile processes (default 2)")
     args = parser.parse_args(argv)
     _no_interpret_env()

@@ -214,7 +214,7 @@ class KernelConfig:
 
 
 # Largest D chunk kept in registers per dtype; larger D loops over chunks (and splits dx programs by chunk).
-MAX_BLOCK_D = {torch.float32: 128, torch.float16: 256, torch.bfloat16: 256}
+MAX_BLOCK_D = {torch.float32: 64, torch.float16: 256, torch.bfloat16: 256}
 DOT_PRECISION = {torch.float32: "tf32x3", torch.float16: "ieee", torch.bfloat16: "ieee"}
 BLOCK_D_CHOICES = (16, 32, 64, 128, 256)
 KERNELS = ("fwd", "fwd_dx", "bwd")
@@ -223,9 +223,18 @@ KERNELS = ("fwd", "fwd_dx", "bwd")
 def select_config(dtype: torch.dtype, d: int, kernel: str) -> KernelConfig:
     """Tile sizes for ``kernel`` in KERNELS at feature size ``d`` (a pure function of dtype, d, kernel)."""
     block_d = min(max(16, triton.next_power_of_2(d)), MAX_BLOCK_D[dtype])
-    wide = block_d * (4 if dtype == torch.float32 else 2) >= 512  # ≥ 512 bytes per row of a tile
+    if dtype == torch.float32:
+        # tf32x3 splits both dot operands into hi/lo parts in registers: keep the column tile × D chunk
+        # ≤ 2048 elements in fwd and ≤ 1024 where the dx/dy accumulator is live too, and do not
+        # pipeline the chunked-D loop (d > MAX_BLOCK_D); larger tiles spill on sm_80 and sm_90a.
+        stages = 2 if d <= block_d else 1
+        if kernel == "fwd":
+            return KernelConfig(128, min(64, 2048 // block_d), block_d, 4 if block_d == 16 else 8, stages)
+        return KernelConfig(64, 1024 // block_d, block_d, 4, stages)
+    wide = block_d * 2 >= 512  # ≥ 512 bytes per row of a tile
     if kernel == "fwd":
-        return KernelConfig(128 if not wide else 64, 64, block_d, 4 if not wide else 8, 2)
+        # 8 warps from block_d 128: the 128×128 x tile with 4 warps spills with HAS_EXCL+COL_STATS on sm_90a
+        return KernelConfig(128 if not wide else 64, 64, block_d, 4 if block_d < 128 else 8, 2)
     return KernelConfig(64, 64 if not wide else 32, block_d, 4 if not wide else 8, 2)
 
 
