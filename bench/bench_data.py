@@ -1,0 +1,121 @@
+"""Augmentation throughput: the DALI executor vs the torchvision DataLoader (the reference), same CPU threads.
+
+Run: ``pytest bench/bench_data.py --benchmark-only`` (``-k quick`` for the CPU cases, ``-m gpu`` for the GPU
+ones). The JPEGs are made by the benchmark itself (``N_IMAGES`` smooth colour images of 160–256 px, quality 90).
+One round = one epoch over them. The timed function is the DALI epoch; before every round, the ``setup``
+hook runs one torchvision epoch over the same plan and times it, so the two executors alternate and share the
+machine's load (the rows also record the load average). ``extra_info`` (via ``bench.harness.record``):
+``throughput`` = DALI images/s (median round), ``torchvision_images_per_s`` (median), ``speedup``, threads,
+recipe and view sizes, DALI's hue model ("hsv": torchvision-exact; "yiq": DALI's native ``fn.hsv``).
+
+Targets (issue): CPU, 2 threads vs ``num_workers=2``, 96–128 px crops: DALI ≥ 2×; GPU (H100, 16 cores) vs a
+16-worker loader at 224 px: ≥ 3×.
+"""
+
+from __future__ import annotations
+
+import os
+import statistics
+import time
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from bench.harness import record
+from contrasting.data import FileListSource, get_recipe, make_loader, scan_source
+
+N_IMAGES = 256
+SIZE_RANGE = (160, 256)
+
+
+def make_jpegs(folder, n: int = N_IMAGES, seed: int = 0) -> list[str]:
+    """``n`` JPEGs of random sizes in SIZE_RANGE: smooth gradients plus noise (realistic file sizes)."""
+    rng = np.random.default_rng(seed)
+    paths = []
+    for i in range(n):
+        h, w = (int(v) for v in rng.integers(SIZE_RANGE[0], SIZE_RANGE[1] + 1, size=2))
+        yy, xx = np.mgrid[0:h, 0:w] / 40.0
+        base = np.stack([np.sin(xx * (1 + c) + rng.random() * 6) * np.cos(yy * (1.5 - 0.3 * c)) for c in range(3)], -1)
+        img = ((base * 0.5 + 0.5) * 200 + rng.normal(0, 12, (h, w, 3))).clip(0, 255).astype(np.uint8)
+        path = os.path.join(folder, f"{i:04d}.jpg")
+        Image.fromarray(img).save(path, quality=90)
+        paths.append(path)
+    return paths
+
+
+@pytest.fixture(scope="module")
+def catalog(tmp_path_factory):
+    """The benchmark's JPEGs, scanned once per module."""
+    folder = tmp_path_factory.mktemp("bench_jpegs")
+    paths = make_jpegs(str(folder))
+    return scan_source(FileListSource.from_samples([(p, i % 10) for i, p in enumerate(paths)]))
+
+
+_torchvision: dict = {}
+
+
+def _epoch(loader) -> int:
+    return sum(len(b.indices) for b in loader)
+
+
+def _run(benchmark, catalog, *, recipe, kw, device: str, threads: int, batch_size: int, hue: str, rounds: int):
+    key = (recipe.name, tuple(v.size for v in recipe.views), threads, batch_size)
+    if key not in _torchvision:
+        _torchvision[key] = make_loader(recipe, catalog, batch_size, backend="torchvision", num_workers=threads)
+    ref = _torchvision[key]
+    dali = make_loader(recipe, catalog, batch_size, backend="dali", device=device, num_threads=threads, hue=hue)
+    _epoch(dali), _epoch(ref)  # warm-up: pipeline build, worker start-up, page cache
+    ref_rates, loads = [], [os.getloadavg()[0]]
+
+    def setup():
+        t0 = time.perf_counter()
+        n = _epoch(ref)
+        ref_rates.append(n / (time.perf_counter() - t0))
+
+    def step():
+        _epoch(dali)
+        if device == "gpu":
+            torch.cuda.synchronize()
+
+    benchmark.pedantic(step, setup=setup, rounds=rounds, warmup_rounds=0, iterations=1)
+    loads.append(os.getloadavg()[0])
+    if benchmark.disabled:
+        return
+    n = len(catalog)
+    tv = statistics.median(ref_rates)
+    record(benchmark, device="cuda" if device == "gpu" else "cpu", dtype=torch.float32, work=n, work_unit="images",
+           flops=None, peak_memory_mb=None, recipe=recipe.name, view_sizes=[v.size for v in recipe.expanded_views()],
+           executor=f"dali-{device}", hue=hue, threads=threads, batch_size=batch_size,
+           torchvision_images_per_s=tv, speedup=(n / benchmark.stats.stats.median) / tv,
+           load_average=loads, cpu_count=os.cpu_count(), **kw)
+
+
+CPU_QUICK = [
+    ("simclr", dict(size=96)),
+    ("simclr", dict(size=128)),
+    ("swav", dict(global_size=128, local_size=64)),
+]
+ids = lambda c: f"{c[0]}-" + "-".join(str(v) for v in c[1].values())  # noqa: E731
+
+
+@pytest.mark.parametrize("hue", ["hsv", "yiq"])
+@pytest.mark.parametrize("case", CPU_QUICK, ids=lambda c: "quick-" + ids(c))
+def test_cpu_quick(benchmark, catalog, case, hue):
+    """DALI CPU (2 threads) vs torchvision (2 workers), 96–128 px crops."""
+    name, kw = case
+    _run(benchmark, catalog, recipe=get_recipe(name, **kw), kw=kw, device="cpu", threads=2, batch_size=64, hue=hue,
+         rounds=3)
+
+
+GPU = [("simclr", dict(size=224)), ("swav", dict(global_size=224, local_size=96))]
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("case", GPU, ids=ids)
+def test_gpu(benchmark, catalog, case):
+    """DALI GPU (mixed decoding, 16 threads) vs torchvision (16 workers), 224 px."""
+    name, kw = case
+    _run(benchmark, catalog, recipe=get_recipe(name, **kw), kw=kw, device="gpu", threads=16, batch_size=128, hue="hsv",
+         rounds=5)
