@@ -1,6 +1,7 @@
 # Sourced by the set-up commands: creates .venv on first use and (re)installs when a pyproject changes.
 # Pins torch==2.14.1 (CUDA build, ships triton 3.8); every package is installed editable.
 set -euo pipefail
+export DS_BUILD_OPS=0  # DeepSpeed: no JIT/AOT op builds at install time (the CPU accelerator needs none)
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 VENV="${CONTRASTING_VENV:-$ROOT/.venv}"
 PY="${PYTHON:-python3}"

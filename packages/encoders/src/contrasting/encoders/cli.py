@@ -1,0 +1,152 @@
+"""The one ``contrasting`` command: a dispatcher whose subcommands come from the entry-point group
+``contrasting.commands``.
+
+A package adds a subcommand by registering an object in its pyproject::
+
+    [project.entry-points."contrasting.commands"]
+    eval = "contrasting.eval.cli:eval_command"
+
+The object is either
+
+* a ``Command(help, configure, run)``: ``configure(parser)`` adds the subcommand's arguments to its
+  ``argparse`` subparser and ``run(args) -> int`` executes it (this package's commands), or
+* a callable ``command(argv: list[str] | None) -> int`` that parses its own arguments: it receives every
+  argument after its name unchanged; the first line of its docstring is its help.
+
+For ``Command`` subcommands, errors a user can fix
+(``usage_errors()``: unknown names, bad values, unreadable checkpoints) are printed as
+``contrasting <command>: error: <message>`` with exit status 2; run faults (``fault_errors()``: NaN loss,
+unusable checkpoint) the same way with status 1; anything else propagates with its traceback, as does
+everything when ``CONTRASTING_DEBUG=1``.
+This package registers ``pretrain``, ``export`` and ``inspect-checkpoint``; they are also available when the
+package runs from a source tree without its entry points (``python -m contrasting.encoders``).
+
+``--local_rank`` is accepted (and ignored: ``LOCAL_RANK`` is read from the environment) because the
+``deepspeed`` launcher passes it before the subcommand: ``deepspeed --hostfile hosts $(which contrasting)
+pretrain ...``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass
+from importlib.metadata import entry_points
+
+GROUP = "contrasting.commands"
+
+
+@dataclass(frozen=True)
+class Command:
+    """One subcommand: its one-line help, how it adds its arguments, and how it runs (returns the exit status)."""
+
+    help: str
+    configure: Callable[[argparse.ArgumentParser], None]
+    run: Callable[[argparse.Namespace], int]
+
+
+def usage_errors() -> tuple[type[BaseException], ...]:
+    """Exception types reported as ``error: <message>`` with exit status 2 (the user can fix the input)."""
+    from .layouts import LayoutError  # noqa: PLC0415 - keeps ``contrasting --help`` light
+    from .registry import UnknownNameError  # noqa: PLC0415
+
+    return (UnknownNameError, LayoutError, FileNotFoundError, NotADirectoryError, ValueError)
+
+
+def fault_errors() -> tuple[type[BaseException], ...]:
+    """Exception types reported as ``error: <message>`` with exit status 1 (the run failed)."""
+    from .checkpoints import CheckpointError  # noqa: PLC0415
+    from .trainer import NonFiniteLossError  # noqa: PLC0415
+
+    return (NonFiniteLossError, CheckpointError)
+
+
+def discover() -> dict[str, Command | Callable[[list[str] | None], int]]:
+    """Every subcommand: this package's, then the entry points of ``contrasting.commands`` (sorted by name).
+
+    An entry point that fails to load is skipped with a warning on stderr naming it and the error; two
+    different commands under one name raise ``RuntimeError``.
+    """
+    from . import commands as own  # noqa: PLC0415
+
+    found: dict = dict(own.COMMANDS)
+    for ep in entry_points(group=GROUP):
+        try:
+            command = ep.load()
+        except Exception as error:  # noqa: BLE001 - a broken plug-in must not take the other commands down
+            print(f"contrasting: warning: command {ep.name!r} ({ep.value}) failed to load: {error}", file=sys.stderr)
+            continue
+        if ep.name in found and found[ep.name] is not command:
+            raise RuntimeError(f"two packages register the command {ep.name!r} ({ep.value} and another)")
+        if not isinstance(command, Command) and not callable(command):
+            print(f"contrasting: warning: command {ep.name!r} ({ep.value}) is neither a Command nor a callable",
+                  file=sys.stderr)
+            continue
+        found[ep.name] = command
+    return dict(sorted(found.items()))
+
+
+def _help(command) -> str:
+    if isinstance(command, Command):
+        return command.help
+    doc = (getattr(command, "__doc__", None) or "").strip()
+    return " ".join(doc.split("\n\n")[0].split())
+
+
+def build_parser(commands: dict) -> argparse.ArgumentParser:
+    """The top-level parser with one subparser per command (callable commands parse their own arguments)."""
+    parser = argparse.ArgumentParser(prog="contrasting", description="Contrastive encoders: pre-train, import, "
+                                     "export and evaluate.")
+    parser.add_argument("--local_rank", "--local-rank", type=int, default=None, help=argparse.SUPPRESS)
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    for name, command in commands.items():
+        if isinstance(command, Command):
+            p = sub.add_parser(name, help=command.help, description=command.help)
+            command.configure(p)
+            p.set_defaults(_run=command.run, _name=name)
+        else:
+            sub.add_parser(name, help=_help(command), add_help=False)
+    return parser
+
+
+def _command_position(argv: list[str]) -> int | None:
+    """Index of the subcommand name in ``argv`` (skipping the launcher's ``--local_rank`` forms)."""
+    i = 0
+    while i < len(argv):
+        token = argv[i]
+        if token.startswith(("--local_rank=", "--local-rank=")):
+            i += 1
+        elif token in ("--local_rank", "--local-rank"):
+            i += 2
+        elif token.startswith("-"):
+            return None
+        else:
+            return i
+    return None
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Parse ``argv`` (default ``sys.argv[1:]``), run the chosen subcommand and return its exit status."""
+    commands = discover()
+    argv = list(sys.argv[1:] if argv is None else argv)
+    position = _command_position(argv)
+    if position is not None and argv[position] in commands and not isinstance(commands[argv[position]], Command):
+        return int(commands[argv[position]](argv[position + 1:]) or 0)
+    parser = build_parser(commands)
+    args = parser.parse_args(argv)
+    if os.environ.get("CONTRASTING_DEBUG") == "1":
+        return int(args._run(args) or 0)
+    try:
+        return int(args._run(args) or 0)
+    except fault_errors() as error:
+        print(f"contrasting {args._name}: error: {error}", file=sys.stderr)
+        return 1
+    except usage_errors() as error:
+        print(f"contrasting {args._name}: error: {error}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,312 @@
+"""Batches of views for training: the protocol the trainer consumes, an in-memory source, and the corpus wiring.
+
+The trainer is independent of how views are made. It takes a ``BatchSource``:
+
+    len(source)                      micro-batches per epoch on this rank
+    source.epoch(epoch, start=0)     an iterator over (views, labels) of that epoch, from batch ``start`` on:
+                                     views a list of (N, 3, H, W) float tensors, labels (N,) int64 or None
+    source.num_classes               classes of the labels (None when unlabelled)
+
+``epoch(e, start)`` must give the same batches for the same (e, start) on every call — that is what makes a
+resumed run continue the same data order. Any sized iterable of (views, labels) works too
+(``as_batch_source``): it is re-iterated each epoch and the first ``start`` batches are skipped.
+
+``TensorViews`` makes views from an in-memory (N, 3, H, W) tensor with per-sample random resized crops,
+flips and brightness/contrast jitter on the CPU, seeded by (seed, epoch, batch, rank): the ``synthetic``
+corpus (random images, for smoke tests and benchmarks) and unit tests use it. Real corpora come from
+``contrasting.data`` (built-in corpora, image folders, file lists) through its recipes and executors
+(``build_source``).
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol, runtime_checkable
+
+import torch
+import torch.nn.functional as F
+
+from .registry import unknown
+
+Batch = tuple[list[torch.Tensor], torch.Tensor | None]
+
+
+@runtime_checkable
+class BatchSource(Protocol):
+    """What the trainer iterates (module docstring)."""
+
+    num_classes: int | None
+
+    def __len__(self) -> int: ...
+
+    def epoch(self, epoch: int, start: int = 0) -> Iterator[Batch]: ...
+
+
+class IterableSource:
+    """A sized iterable of (views, labels) as a ``BatchSource``: re-iterated every epoch, ``start`` batches skipped."""
+
+    def __init__(self, batches: Iterable[Batch], num_classes: int | None = None):
+        if not hasattr(batches, "__len__"):
+            raise TypeError("data: expected a sized iterable of (views, labels) batches (len() = batches per epoch)")
+        self.batches, self.num_classes = batches, num_classes
+
+    def __len__(self) -> int:
+        return len(self.batches)
+
+    def epoch(self, epoch: int, start: int = 0) -> Iterator[Batch]:
+        """The batches of one pass, from batch ``start`` on."""
+        return itertools.islice(iter(self.batches), start, None)
+
+
+def as_batch_source(data) -> BatchSource:
+    """``data`` itself when it is a ``BatchSource``, else an ``IterableSource`` around it."""
+    if isinstance(data, BatchSource):
+        return data
+    return IterableSource(data, getattr(data, "num_classes", None))
+
+
+@dataclass(frozen=True)
+class ViewSpec:
+    """One view of ``TensorViews``: output size, random-resized-crop area range, flip and jitter."""
+
+    size: int
+    scale: tuple[float, float] = (0.2, 1.0)
+    flip: bool = True
+    jitter: float = 0.4
+
+
+def default_views(method: str, image_size: int) -> list[ViewSpec]:
+    """The view layout of ``method`` for ``TensorViews``: 2 crops (SimCLR, MoCo), 2 large + 4 small (SwAV, sizes
+    in SwAV's 224:96 ratio), 1 (supervised)."""
+    if method == "swav":
+        small = max(8, round(image_size * 96 / 224))
+        return [ViewSpec(image_size, (0.14, 1.0))] * 2 + [ViewSpec(small, (0.05, 0.14))] * 4
+    if method in ("supervised", "random"):
+        return [ViewSpec(image_size, (0.35, 1.0), jitter=0.0)]
+    return [ViewSpec(image_size, (0.08, 1.0) if method == "simclr" else (0.2, 1.0))] * 2
+
+
+class TensorViews:
+    """Views of an in-memory image tensor, sharded over ranks, deterministic per (seed, epoch, batch, rank).
+
+    ``images`` (N, 3, H, W) float in [0, 1] or uint8; ``labels`` (N,) int64 or None. Each epoch shuffles
+    the indices with seed (seed, epoch) and gives rank r the batches r, r + W, ... (``drop_last``:
+    every rank gets the same number of full batches). Views are normalised with ``mean``/``std``.
+    """
+
+    def __init__(self, images: torch.Tensor, labels: torch.Tensor | None, *, batch_size: int,
+                 views: Sequence[ViewSpec], seed: int = 0, rank: int = 0, world_size: int = 1,
+                 num_classes: int | None = None, mean=(0.485, 0.456, 0.406), std=(0.229, 0.224, 0.225)):
+        if images.dim() != 4 or images.shape[1] != 3:
+            raise ValueError(f"images: expected (N, 3, H, W), got {tuple(images.shape)}")
+        if labels is not None and labels.shape != (images.shape[0],):
+            raise ValueError(f"labels: expected ({images.shape[0]},), got {tuple(labels.shape)}")
+        self.images = images.float().div(255) if images.dtype == torch.uint8 else images.float()
+        self.labels = labels
+        self.batch_size, self.views, self.seed = batch_size, list(views), seed
+        self.rank, self.world_size = rank, world_size
+        if num_classes is None and labels is not None:
+            num_classes = int(labels.max()) + 1
+        self.num_classes = num_classes
+        self.mean = torch.tensor(mean).view(1, 3, 1, 1)
+        self.std = torch.tensor(std).view(1, 3, 1, 1)
+        if len(self) == 0:
+            raise ValueError(f"data: {images.shape[0]} images give no full batch of {batch_size} on each of "
+                             f"{world_size} ranks")
+
+    def __len__(self) -> int:
+        return self.images.shape[0] // (self.batch_size * self.world_size)
+
+    def _crop(self, img: torch.Tensor, spec: ViewSpec, g: torch.Generator) -> torch.Tensor:
+        _, h, w = img.shape
+        area = h * w
+        for _ in range(10):  # torchvision's RandomResizedCrop sampling: area in scale, log-uniform ratio 3/4–4/3
+            target = area * (spec.scale[0] + (spec.scale[1] - spec.scale[0]) * float(torch.rand((), generator=g)))
+            ratio = math.exp(math.log(3 / 4) + (math.log(4 / 3) - math.log(3 / 4)) * float(torch.rand((), generator=g)))
+            cw, ch = round(math.sqrt(target * ratio)), round(math.sqrt(target / ratio))
+            if 0 < cw <= w and 0 < ch <= h:
+                break
+        else:
+            cw, ch = w, h
+        top = int(torch.randint(0, h - ch + 1, (), generator=g))
+        left = int(torch.randint(0, w - cw + 1, (), generator=g))
+        out = F.interpolate(img[None, :, top:top + ch, left:left + cw], size=(spec.size, spec.size),
+                            mode="bilinear", align_corners=False, antialias=True)[0]
+        if spec.flip and float(torch.rand((), generator=g)) < 0.5:
+            out = out.flip(-1)
+        if spec.jitter:
+            b = 1 + spec.jitter * (2 * float(torch.rand((), generator=g)) - 1)
+            c = 1 + spec.jitter * (2 * float(torch.rand((), generator=g)) - 1)
+            mean = out.mean()
+            out = ((out * b - mean) * c + mean).clamp(0, 1)
+        return out
+
+    def epoch(self, epoch: int, start: int = 0) -> Iterator[Batch]:
+        """Batches ``start``, ``start`` + 1, ... of ``epoch`` on this rank."""
+        order = torch.randperm(self.images.shape[0], generator=torch.Generator().manual_seed(
+            _mix(self.seed, epoch)))
+        for b in range(start, len(self)):
+            g = torch.Generator().manual_seed(_mix(self.seed, epoch, b, self.rank))
+            first = (b * self.world_size + self.rank) * self.batch_size
+            idx = order[first:first + self.batch_size]
+            imgs = self.images[idx]
+            views = [torch.stack([self._crop(img, spec, g) for img in imgs]).sub_(self.mean).div_(self.std)
+                     for spec in self.views]
+            yield views, (self.labels[idx] if self.labels is not None else None)
+
+
+def _mix(*values: int) -> int:
+    """A 63-bit seed from integers (splitmix64-style), so nearby (epoch, batch) pairs get unrelated streams."""
+    h = 0x9E3779B97F4A7C15
+    for v in values:
+        h = (h ^ (int(v) + 0x9E3779B97F4A7C15 + (h << 6) + (h >> 2))) & 0xFFFFFFFFFFFFFFFF
+        h = ((h ^ (h >> 30)) * 0xBF58476D1CE4E5B9) & 0xFFFFFFFFFFFFFFFF
+        h = ((h ^ (h >> 27)) * 0x94D049BB133111EB) & 0xFFFFFFFFFFFFFFFF
+    return h >> 1
+
+
+def synthetic_source(method: str, *, image_size: int, batch_size: int, num_images: int = 512,
+                     num_classes: int = 10, seed: int = 0, rank: int = 0, world_size: int = 1) -> TensorViews:
+    """The ``synthetic`` corpus: ``num_images`` seeded random images with random labels (no content to learn)."""
+    g = torch.Generator().manual_seed(seed)
+    images = torch.rand(num_images, 3, image_size, image_size, generator=g)
+    labels = torch.randint(0, num_classes, (num_images,), generator=g)
+    return TensorViews(images, labels, batch_size=batch_size, views=default_views(method, image_size), seed=seed,
+                       rank=rank, world_size=world_size, num_classes=num_classes)
+
+
+SPECIAL_CORPORA = ("synthetic",)
+
+
+def build_source(data, method: str, *, batch_size: int, seed: int, rank: int, world_size: int,
+                 device: torch.device) -> BatchSource:
+    """The ``BatchSource`` of a ``DataSection`` for ``method`` on this rank.
+
+    ``synthetic`` is built here; built-in corpus names (``contrasting.data.builtin``: the world is built
+    on first use, images at its resolution unless ``image_size`` is set), image folders and file lists
+    go through ``contrasting.data`` recipes (``DEFAULT_RECIPES``) and executors (``data.executor``: auto,
+    dali, torchvision), sharded over ranks with the last partial batch dropped. Unknown corpus names raise
+    ``UnknownNameError`` listing the valid ones.
+    """
+    image_size = data.image_size or 224
+    if data.corpus == "synthetic":
+        return synthetic_source(method, image_size=image_size, batch_size=batch_size, seed=seed, rank=rank,
+                                world_size=world_size, **data.options)
+    return _contrasting_data_source(data, method, batch_size=batch_size, seed=seed, rank=rank,
+                                    world_size=world_size, device=device)
+
+
+# The contrasting.data recipe each method trains with (``data.recipe`` overrides it).
+DEFAULT_RECIPES = {"simclr": "simclr", "mocov1": "moco_v1", "mocov2": "moco_v2", "swav": "swav",
+                   "supervised": "supervised"}
+
+
+class LoaderSource:
+    """A ``contrasting.data`` loader (DALI or torchvision executor) as a ``BatchSource``.
+
+    ``epoch(e, start)`` sets the loader's epoch (its order and augmentation parameters are a function of
+    (seed, epoch, shard)) and skips the first ``start`` batches, so a resumed run sees the same batches.
+    """
+
+    def __init__(self, loader, num_classes: int | None):
+        self.loader, self.num_classes = loader, num_classes
+
+    def __len__(self) -> int:
+        return len(self.loader)
+
+    def epoch(self, epoch: int, start: int = 0) -> Iterator[Batch]:
+        """The loader's batches of ``epoch`` from batch ``start`` on, as (views, labels)."""
+        self.loader.set_epoch(epoch)
+        # Skipped batches are still decoded: the loader has no public way to start mid-epoch.
+        for batch in itertools.islice(iter(self.loader), start, None):
+            yield batch.views, batch.labels
+
+
+def make_recipe(name: str, image_size: int | None, options: dict):
+    """The ``contrasting.data`` recipe ``name`` with its crop sizes set from ``image_size`` (None: the recipe's).
+
+    ``supervised`` is built here: the standard ImageNet training augmentation (random resized crop
+    0.08–1, horizontal flip). SwAV's small crops keep SwAV's 96:224 ratio.
+    """
+    from contrasting.data import HorizontalFlip, Recipe, View, get_recipe  # noqa: PLC0415 - optional dependency
+
+    if name == "supervised":
+        size = image_size or 224
+        return Recipe("supervised", (View(size, scale=(0.08, 1.0), ops=(HorizontalFlip(0.5),)),),
+                      provenance="torchvision ImageNet training: RandomResizedCrop(0.08-1) + horizontal flip")
+    sizes = {}
+    if image_size is not None:
+        sizes = ({"global_size": image_size, "local_size": max(8, round(image_size * 96 / 224))} if name == "swav"
+                 else {"size": image_size})
+    try:
+        return get_recipe(name, **{**sizes, **options})
+    except KeyError as error:
+        raise unknown("recipe", name, [*_recipe_names(), "supervised"]) from error
+
+
+def _recipe_names() -> list[str]:
+    from contrasting.data import list_recipes  # noqa: PLC0415
+
+    return list_recipes()
+
+
+def _builtin_corpus_root(name: str, root: str | None, rank: int, world_size: int):
+    """The ImageFolder root of built-in corpus ``name``, building the world once (rank 0 first)."""
+    import torch.distributed as dist  # noqa: PLC0415
+
+    from contrasting.data.builtin import build_world  # noqa: PLC0415
+
+    if world_size > 1 and rank != 0:
+        dist.barrier()  # rank 0 builds (or finds) the world first
+    world = build_world(root, progress=rank == 0)
+    if world_size > 1 and rank == 0:
+        dist.barrier()
+    return world.corpora[name].root, world.config.scene.resolution
+
+
+def _contrasting_data_source(data, method, *, batch_size, seed, rank, world_size, device) -> BatchSource:
+    from contrasting.data import FileListSource, ImageFolderSource, make_loader, resolve_backend  # noqa: PLC0415
+    from contrasting.data.builtin import list_corpora  # noqa: PLC0415
+
+    image_size = data.image_size
+    if data.corpus in list_corpora():
+        folder, resolution = _builtin_corpus_root(data.corpus, data.root, rank, world_size)
+        source = ImageFolderSource(folder)
+        image_size = image_size or resolution
+    else:
+        path = Path(data.corpus)
+        if not path.exists():
+            raise unknown("corpus", data.corpus, [*corpus_names(), "<image-folder directory>", "<file list>"],
+                          plural="corpora")
+        source = ImageFolderSource(path) if path.is_dir() else FileListSource(path)
+    recipe = make_recipe(data.recipe or DEFAULT_RECIPES.get(method, "simclr"), image_size, data.options)
+    backend = resolve_backend(data.executor)
+    if backend == "dali":
+        extra = {"device": "gpu" if device.type == "cuda" else "cpu", "num_threads": data.workers,
+                 **({"device_id": device.index} if device.type == "cuda" else {})}
+    else:
+        extra = {"num_workers": data.workers, "device": device}
+    loader = make_loader(recipe, source, batch_size, backend=backend, seed=seed, shuffle=True, shard_id=rank,
+                         num_shards=world_size, last_batch="drop", **extra)
+    classes = getattr(source, "classes", None)
+    return LoaderSource(loader, len(classes) if classes else None)
+
+
+def corpus_names() -> list[str]:
+    """Every corpus name ``build_source`` accepts besides paths: ``synthetic`` and the built-in corpora."""
+    try:
+        from contrasting.data.builtin import list_corpora  # noqa: PLC0415 - optional at import time
+    except ImportError:
+        return list(SPECIAL_CORPORA)
+    return sorted([*SPECIAL_CORPORA, *list_corpora()])
+
+
+def check_corpus(name: str) -> None:
+    """Raise ``UnknownNameError`` listing the valid corpus names unless ``name`` is one or an existing path."""
+    if name in corpus_names() or Path(name).exists():
+        return
+    raise unknown("corpus", name, [*corpus_names(), "<image-folder directory>", "<file list>"], plural="corpora")

@@ -1,0 +1,99 @@
+"""SwAV (Caron et al., NeurIPS 2020): swapped prediction of Sinkhorn codes over prototypes, multi-crop.
+
+    z_v = normalize(g(f(x_v)))      for every view v (2 large crops first, then the small ones)
+    s_v = z_v · Cᵀ                  C: K prototypes, projected onto the unit sphere before every step
+    L   = swav_loss([s_v], τ, ε, assign_views)              (``contrasting.losses.swav``)
+
+``swav_loss`` computes the targets q_v = sinkhorn(s_v) for the assign views (SwAV's crops_for_assign)
+and the cross-entropy of every other view's softmax(s_u/τ) against them. Views of one size go through
+the network together (SwAV's multi-crop forward).
+
+Paper details kept: prototypes normalised each step (``before_step``, written to the optimizer's master
+copy too under ZeRO); prototypes frozen for the first ``freeze_prototypes_steps`` optimizer steps (their
+gradient is zero, and their group's lr and weight decay are 0, so weights and momentum stay untouched,
+as SwAV's ``p.grad = None``); optional queue of past embeddings (``SwAVLoss``) used from
+``queue_start_step`` on (SwAV: from epoch 15, for batches below 256); scores in float32 under autocast
+(Sinkhorn's exp(s/ε) with ε = 0.05 amplifies bf16's rounding 20×). With a process group the Sinkhorn's
+per-prototype sums run over all ranks' samples; each rank's queue holds its own samples.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from contrasting.losses.swav import SwAVLoss
+
+from ..backbones import ResNet
+from ._base import Method, SetParam, check_views, encode_views, world_size
+from .heads import projection_mlp
+
+
+@dataclass
+class SwAVConfig:
+    """SwAV's hyper-parameters (the paper's ImageNet defaults; ``queue_length`` 3840 for small batches)."""
+
+    projection_hidden: int | None = None
+    projection_dim: int = 128
+    prototypes: int = 3000
+    temperature: float = 0.1
+    epsilon: float = 0.05
+    sinkhorn_iterations: int = 3
+    assign_views: tuple[int, ...] = (0, 1)
+    freeze_prototypes_steps: int = 313
+    queue_length: int = 0
+    queue_start_step: int = 0
+
+    def __post_init__(self):
+        self.assign_views = tuple(self.assign_views)
+
+
+class SwAV(Method):
+    """``loss = SwAV(backbone, config)(views)`` with ``views`` = 2 large crops then any number of small ones."""
+
+
+    def __init__(self, backbone: ResNet, config: SwAVConfig, process_group=None):
+        super().__init__(backbone, process_group)
+        self.config = config
+        hidden = config.projection_hidden or backbone.embed_dim
+        self.projector = projection_mlp(backbone.embed_dim, hidden, config.projection_dim, batch_norm=True)
+        self.prototypes = nn.Linear(config.projection_dim, config.prototypes, bias=False)
+        with torch.no_grad():
+            self.prototypes.weight.copy_(F.normalize(self.prototypes.weight, dim=1))
+        group = process_group if world_size(process_group) > 1 else None
+        self.criterion = SwAVLoss(config.temperature, epsilon=config.epsilon,
+                                  sinkhorn_iterations=config.sinkhorn_iterations, assign_views=config.assign_views,
+                                  queue_length=config.queue_length,
+                                  feature_dim=config.projection_dim if config.queue_length else None,
+                                  process_group=group)
+
+    @property
+    def prototypes_frozen(self) -> bool:
+        """True while ``step`` < ``freeze_prototypes_steps``."""
+        return self.step < self.config.freeze_prototypes_steps
+
+    @torch.no_grad()
+    def before_step(self, set_param: SetParam) -> None:
+        """Project the prototypes onto the unit sphere (SwAV normalises them at the start of every iteration)."""
+        w = self.prototypes.weight
+        set_param(w, F.normalize(w.detach().float(), dim=1).to(w.dtype))
+
+    def group_options(self) -> dict[str, dict]:
+        """The prototypes get lr and weight decay 0 for the first ``freeze_prototypes_steps`` steps."""
+        return {"prototypes.": {"frozen_steps": self.config.freeze_prototypes_steps}}
+
+    def forward(self, views: list[torch.Tensor], labels: torch.Tensor | None = None) -> torch.Tensor:
+        """SwAV's loss over all views (labels are ignored); fills the queue in training mode once it is active."""
+        views = check_views(views, min_views=2)
+        z = encode_views(lambda x: F.normalize(self.projector(self.backbone.embed(x)).float(), dim=1), views)
+        w = self.prototypes.weight
+        if self.prototypes_frozen:
+            w = w.detach() + 0.0 * w  # same values, zero gradient
+        with torch.autocast(device_type=w.device.type, enabled=False):
+            scores = [F.linear(z_v.float(), w.float()) for z_v in z]
+            use_queue = self.training and self.config.queue_length > 0 and self.step >= self.config.queue_start_step
+            return self.criterion(scores, embeddings=[z_v.detach() for z_v in z], prototypes=w.detach().float(),
+                                  use_queue=use_queue)

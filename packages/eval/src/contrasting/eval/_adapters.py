@@ -1,0 +1,305 @@
+"""The one place where contrasting.eval touches its sibling packages (contrasting.encoders, contrasting.data).
+
+Everything the evaluator needs from them goes through the functions below, so that a change of their API
+is a change of this file only.
+
+Encoders. ``FrozenEncoder`` wraps any backbone into the evaluator's feature contract::
+
+    features = encoder(x)        # x: (B, 3, H, W), ImageNet-normalised
+    features["stem"]             # (B, w0, H/2,  W/2)   after conv1-bn-relu, before the max-pool
+    features["stage1" .. "stage4"]  (B, wi, H/2^(i+1), W/2^(i+1))
+    features["embedding"]        # (B, w4)              global average pool of stage 4
+    encoder.widths               # {"stem": w0, "stage1": w1, ..., "stage4": w4, "embedding": w4}
+
+It accepts torchvision ResNets directly and any backbone returning multi-scale features (a dict under any
+of the aliases in ``_ALIASES`` — ``contrasting.encoders``' ResNet gives stem, layer1..layer4, pool — or a
+(stem, s1..s4, pooled) sequence). ``load_encoder`` resolves a spec string:
+
+* ``random[:arch]``: ``contrasting.encoders.build_backbone(arch)`` initialised from the cell's seed;
+* ``supervised[:arch]``: torchvision's ImageNet weights, which must already be in the torch hub cache
+  (nothing is downloaded in an offline run);
+* a run directory: ``contrasting.encoders.load_run_backbone`` (its latest committed checkpoint);
+* a checkpoint file: ``contrasting.encoders.load_backbone`` (layout auto-detected among MoCo, SwAV, VISSL,
+  ViRB, torchvision and the package's own export; strict; its ``LayoutError`` — a ``ValueError`` — on an
+  unknown layout or mismatched keys).
+
+Without contrasting.encoders installed, ``random`` uses torchvision's constructors and a checkpoint must be
+in torchvision's own key layout (loaded strictly).
+
+Data. The built-in shapes world comes from ``contrasting.data.builtin.build_world(root=..., progress=...)``
+(``world_dir`` finds it, ``ensure_world`` builds it, ``world_classes`` reads its manifest);
+image folders are listed through ``contrasting.data.sources.ImageFolderSource`` when it exposes
+``samples`` (a torchvision-like list of (path, class index)) and ``classes``, else by walking the tree
+with the same rule (classes = sorted sub-directory names).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib
+import os
+from pathlib import Path
+
+import torch
+from torch import nn
+
+FEATURE_KEYS = ("stem", "stage1", "stage2", "stage3", "stage4", "embedding")
+IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".ppm", ".webp", ".tif", ".tiff")
+_ALIASES = {
+    "stem": ("stem", "conv1", "layer0", "res1"),
+    "stage1": ("stage1", "layer1", "res2", "c2"),
+    "stage2": ("stage2", "layer2", "res3", "c3"),
+    "stage3": ("stage3", "layer3", "res4", "c4"),
+    "stage4": ("stage4", "layer4", "res5", "c5"),
+    "embedding": ("embedding", "pooled", "pool", "avgpool", "feat", "features"),
+}
+_RESNET_DEPTHS = {(2, 2, 2, 2, False): "resnet18", (3, 4, 6, 3, False): "resnet34", (3, 4, 6, 3, True): "resnet50",
+                  (3, 4, 23, 3, True): "resnet101", (3, 8, 36, 3, True): "resnet152"}
+
+
+def _optional(module: str):
+    try:
+        return importlib.import_module(module)
+    except ModuleNotFoundError as exc:
+        if exc.name and module.startswith(exc.name):
+            return None
+        raise
+
+
+def encoders_package():
+    """``contrasting.encoders`` if installed, else None (its API used here: build_backbone, load_backbone,
+    load_run_backbone)."""
+    return _optional("contrasting.encoders")
+
+
+def _is_torchvision_resnet(m: nn.Module) -> bool:
+    return all(hasattr(m, a) for a in ("conv1", "bn1", "relu", "maxpool", "layer1", "layer2", "layer3", "layer4"))
+
+
+def _normalise(out, name: str) -> dict[str, torch.Tensor]:
+    """A backbone's multi-scale output as the evaluator's dict (see the module docstring)."""
+    if isinstance(out, (list, tuple)) and len(out) == len(FEATURE_KEYS):
+        return dict(zip(FEATURE_KEYS, out, strict=True))
+    if isinstance(out, dict):
+        feats = {}
+        for key, aliases in _ALIASES.items():
+            hit = next((a for a in aliases if a in out), None)
+            if hit is not None:
+                feats[key] = out[hit]
+        if "embedding" not in feats and "stage4" in feats:
+            feats["embedding"] = feats["stage4"].mean(dim=(2, 3))
+        missing = [k for k in FEATURE_KEYS if k not in feats]
+        if not missing:
+            return feats
+        raise ValueError(f"encoder {name!r}: its output lacks the features {missing} (has {sorted(out)}); "
+                         f"expected the keys {FEATURE_KEYS} or their aliases")
+    raise ValueError(f"encoder {name!r}: expected a dict of multi-scale features or a (stem, stage1..4, pooled) "
+                     f"sequence, got {type(out).__name__}")
+
+
+class FrozenEncoder(nn.Module):
+    """A backbone in eval mode with every parameter frozen, giving the feature dict of the module docstring.
+
+    ``fingerprint()`` is a SHA-256 over its state dict (names and bytes, buffers included): the protocol
+    compares it before and after a task, and the feature cache keys on it.
+    """
+
+    def __init__(self, backbone: nn.Module, name: str):
+        super().__init__()
+        self.backbone, self.name = backbone, name
+        self.backbone.eval().requires_grad_(False)
+        with torch.no_grad():
+            probe = self.forward(torch.zeros(1, 3, 64, 64, device=next(backbone.parameters()).device))
+        self.widths = {k: int(v.shape[1]) for k, v in probe.items()}
+
+    def train(self, mode: bool = True):
+        """Always eval: BatchNorm statistics of a frozen encoder must not move."""
+        return super().train(False)
+
+    @property
+    def stage4(self) -> nn.Module | None:
+        """The backbone's last stage (the DeepLab head trains a dilated copy of it), or None if not exposed."""
+        for attr in ("layer4", "stage4", "res5"):
+            m = getattr(self.backbone, attr, None)
+            if isinstance(m, nn.Module):
+                return m
+        return None
+
+    def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
+        b = self.backbone
+        if _is_torchvision_resnet(b) and not hasattr(b, "embed"):  # contrasting.encoders' ResNet has its own dict
+            stem = b.relu(b.bn1(b.conv1(x)))
+            s1 = b.layer1(b.maxpool(stem))
+            s2 = b.layer2(s1)
+            s3 = b.layer3(s2)
+            s4 = b.layer4(s3)
+            return {"stem": stem, "stage1": s1, "stage2": s2, "stage3": s3, "stage4": s4,
+                    "embedding": torch.flatten(nn.functional.adaptive_avg_pool2d(s4, 1), 1)}
+        return _normalise(b(x), self.name)
+
+    def fingerprint(self) -> str:
+        h = hashlib.sha256()
+        for key, t in self.backbone.state_dict().items():
+            h.update(key.encode())
+            h.update(t.detach().cpu().contiguous().view(-1).view(torch.uint8).numpy().tobytes())
+        return h.hexdigest()
+
+
+def _infer_arch(state: dict) -> str:
+    bottleneck = any(k.startswith("layer1.0.conv3") for k in state)
+    depth = tuple(len({k.split(".")[1] for k in state if k.startswith(f"layer{i}.")}) for i in range(1, 5))
+    return _RESNET_DEPTHS.get((*depth, bottleneck), "resnet50")
+
+
+def _torchvision_fallback(spec: str, arch: str | None, seed: int) -> nn.Module:
+    import torchvision  # noqa: PLC0415 - only the fallback needs it
+
+    kind, _, spec_arch = spec.partition(":")
+    if kind in ("random", "supervised"):
+        arch = spec_arch or arch or "resnet50"
+        if kind == "random":
+            with torch.random.fork_rng(devices=[]):
+                torch.manual_seed(seed)
+                return torchvision.models.get_model(arch, weights=None)
+        try:
+            return torchvision.models.get_model(arch, weights="DEFAULT")
+        except Exception as exc:  # noqa: BLE001 - any download failure gets the same explanation
+            raise RuntimeError(f"encoder 'supervised': torchvision's ImageNet weights for {arch} are not in the "
+                               f"torch hub cache ({torch.hub.get_dir()}) and cannot be fetched: {exc}") from exc
+    path = Path(spec).expanduser()
+    if not path.is_file():
+        raise FileNotFoundError(f"encoder {spec!r}: not 'random', 'supervised' or an existing checkpoint file")
+    state = torch.load(path, map_location="cpu", weights_only=True)
+    if isinstance(state, dict) and isinstance(state.get("state_dict"), dict):
+        state = state["state_dict"]
+    if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
+        raise ValueError(f"encoder {spec!r}: not a state dict of tensors (unknown checkpoint layout)")
+    arch = arch or _infer_arch(state)
+    model = torchvision.models.get_model(arch, weights=None)
+    own = {k for k in model.state_dict() if not k.startswith("fc.")}
+    given = {k for k in state if not k.startswith("fc.")}
+    if own != given:
+        miss, extra = sorted(own - given)[:3], sorted(given - own)[:3]
+        raise ValueError(f"encoder {spec!r}: unknown checkpoint layout for torchvision {arch} (missing e.g. {miss}, "
+                         f"unexpected e.g. {extra}); install contrasting-encoders for the MoCo, SwAV, VISSL and "
+                         "ViRB layouts")
+    model.load_state_dict({**{k: v for k, v in model.state_dict().items() if k.startswith("fc.")},
+                           **{k: v for k, v in state.items() if not k.startswith("fc.")}}, strict=True)
+    return model
+
+
+def load_encoder(spec: str | os.PathLike | nn.Module, *, arch: str | None = None, seed: int = 0,
+                 device: str | torch.device = "cpu") -> FrozenEncoder:
+    """Resolve ``spec`` (a checkpoint path, ``random[:arch]``, ``supervised[:arch]`` or a module) to a
+    ``FrozenEncoder`` on ``device``. ``random`` initialises from ``seed`` (a cell's encoder is reproducible)."""
+    if isinstance(spec, FrozenEncoder):
+        return spec.to(device)
+    if isinstance(spec, nn.Module):
+        return FrozenEncoder(spec.to(device), type(spec).__name__)
+    spec = str(spec)
+    pkg = encoders_package()
+    kind, _, spec_arch = spec.partition(":")
+    if pkg is None or kind == "supervised":
+        backbone = _torchvision_fallback(spec, arch, seed)
+    elif kind == "random":
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed)
+            backbone = pkg.build_backbone(spec_arch or arch or "resnet50")
+    elif Path(spec).expanduser().is_dir():
+        backbone, _ = pkg.load_run_backbone(Path(spec).expanduser())
+    elif Path(spec).expanduser().is_file():
+        try:
+            backbone, _ = pkg.load_backbone(Path(spec).expanduser())
+        except ValueError as exc:  # the package's strict LayoutError: the same error, naming the file
+            if str(spec) in str(exc):
+                raise
+            try:
+                named = type(exc)(f"encoder {spec}: {exc}")
+            except TypeError:
+                named = ValueError(f"encoder {spec}: {exc}")
+            raise named from exc
+    else:
+        raise FileNotFoundError(f"encoder {spec!r}: not 'random', 'supervised', a run directory or a checkpoint file")
+    return FrozenEncoder(backbone.to(device), spec)
+
+
+def encoder_version() -> str:
+    """Version of the package that builds encoders (for results)."""
+    pkg = encoders_package()
+    if pkg is not None:
+        return "contrasting-encoders " + getattr(pkg, "__version__", "?")
+    import torchvision  # noqa: PLC0415
+
+    return "torchvision " + torchvision.__version__ + " (fallback)"
+
+
+# ------------------------------------------------------------------------------------------------ data
+
+
+WORLD_ENV = "CONTRASTING_DATA_SHAPES_WORLD"
+
+
+def world_dir(data_root: os.PathLike | str | None = None) -> Path:
+    """The folder of the shapes world the built-in tasks read (``world-<key>``, holding manifest.json):
+
+    ``$CONTRASTING_DATA_SHAPES_WORLD`` when no ``data_root`` is given; else, under ``data_root`` (default: the
+    data package's cache root, ``$CONTRASTING_DATA`` or ``~/.cache/contrasting/builtin``), ``data_root`` itself
+    if it is a world, the default configuration's world if present, the only complete world if there is one,
+    and otherwise the default configuration's (not yet built) folder.
+    """
+    if data_root is None and os.environ.get(WORLD_ENV):
+        return Path(os.environ[WORLD_ENV]).expanduser()
+    builtin = _optional("contrasting.data.builtin")
+    if builtin is not None:
+        base = builtin.resolve_root(data_root)
+        default = base / f"world-{builtin.world_key(builtin.WorldConfig())}"
+    else:
+        base = Path(data_root or "~/.cache/contrasting/builtin").expanduser()
+        default = base / "world-default"
+    if (base / "manifest.json").is_file():
+        return base
+    if (default / "manifest.json").is_file():
+        return default
+    worlds = sorted(p for p in base.glob("world-*") if (p / "manifest.json").is_file()) if base.is_dir() else []
+    return worlds[0] if len(worlds) == 1 else default
+
+
+def ensure_world(folder: Path, progress: bool = False) -> Path:
+    """Build the default shapes world where ``world_dir`` expects it; returns the world's folder."""
+    builtin = _optional("contrasting.data.builtin")
+    if builtin is None:
+        raise RuntimeError(f"the built-in tasks need the shapes world at {folder}, which is missing, and "
+                           "contrasting-data (contrasting.data.builtin.build_world) is not installed to build it")
+    return Path(builtin.build_world(root=folder.parent, progress=progress).path)
+
+
+def world_classes(folder: Path, world_task: str) -> list[str] | None:
+    """Class names of a built-in task from the world's manifest.json (None without classes)."""
+    import json  # noqa: PLC0415
+
+    try:
+        classes = json.loads((folder / "manifest.json").read_text())["tasks"][world_task].get("classes")
+    except (OSError, ValueError, KeyError):
+        return None
+    return list(classes) if classes else None
+
+
+def world_tasks() -> list[str] | None:
+    """The data package's own list of built-in tasks (None when it is not installed)."""
+    builtin = _optional("contrasting.data.builtin")
+    return None if builtin is None else [str(getattr(t, "name", t)) for t in builtin.list_tasks()]
+
+
+def folder_samples(root: Path, exclude: tuple[str, ...] = ()) -> tuple[list[tuple[str, int]], list[str]]:
+    """(path, class index) pairs and class names of an image-folder tree ``root/<class>/<image>``."""
+    sources = _optional("contrasting.data.sources")
+    src_cls = getattr(sources, "ImageFolderSource", None) if sources is not None else None
+    if src_cls is not None and not exclude:
+        src = src_cls(root)
+        samples, classes = getattr(src, "samples", None), getattr(src, "classes", None)
+        if isinstance(samples, list) and isinstance(classes, list):
+            return [(str(p), int(c)) for p, c in samples], [str(c) for c in classes]
+    classes = sorted(d.name for d in root.iterdir() if d.is_dir() and d.name not in exclude)
+    samples = [(str(f), i) for i, c in enumerate(classes) for f in sorted((root / c).rglob("*"))
+               if f.suffix.lower() in IMAGE_EXTENSIONS]
+    return samples, classes

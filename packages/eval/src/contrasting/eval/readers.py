@@ -1,0 +1,507 @@
+"""Readers (one per on-disk layout) and the datasets that turn their samples into tensors.
+
+A reader ``read(spec, root) -> TaskData`` lists a task's train and test samples from the dataset's own
+distribution format (``tasks.py`` documents each layout); it never decodes pixels, so listing ImageNet is
+cheap. A sample is a tuple of ``spec.frames`` image references (a path, or an HWC uint8 array for CIFAR)
+and a target: a class index for image-level tasks, a target reference for pixel tasks, decoded by the
+``TARGET_DECODERS`` entry the layout names (``options["target"]``, default per reader).
+
+Missing files or malformed lists raise ``TaskDataError`` naming the task, the path and the layout.
+Splits that the dataset does not define are fixed functions of file names (never of a seed), so that every
+cell of a grid sees the same test set.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import json
+import pickle
+import warnings
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from PIL import Image, ImageDraw
+
+from contrasting.eval._adapters import IMAGE_EXTENSIONS, folder_samples, world_classes
+from contrasting.eval.tasks import TaskDataError, TaskSpec
+
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+
+
+@dataclass
+class Split:
+    """Samples of one split: ``inputs[i]`` is a tuple of image refs, ``targets[i]`` a label or a target ref."""
+
+    inputs: list[tuple]
+    targets: list
+
+    def __len__(self) -> int:
+        return len(self.inputs)
+
+    def subset(self, idx) -> Split:
+        return Split([self.inputs[i] for i in idx], [self.targets[i] for i in idx])
+
+
+@dataclass
+class TaskData:
+    """A task's listed data: ``train`` and ``test`` splits, class names when the format has them."""
+
+    train: Split
+    test: Split
+    root: Path
+    classes: list[str] | None = None
+
+
+READERS: dict[str, Callable[[TaskSpec, Path], TaskData]] = {}
+
+
+def register_reader(name: str):
+    """Decorator: ``@register_reader("name")`` puts a reader into ``READERS``."""
+    def deco(fn):
+        READERS[name] = fn
+        return fn
+    return deco
+
+
+def read_task(spec: TaskSpec, root: Path) -> TaskData:
+    """List ``spec``'s data under ``root`` with its layout's reader; checks presence and non-empty splits."""
+    for rel in spec.layout.paths.values():
+        if not (root / rel).exists():
+            raise TaskDataError(spec.name, root / rel, spec.layout.structure)
+    try:
+        reader = READERS[spec.layout.reader]
+    except KeyError:
+        raise ValueError(f"task {spec.name!r}: unknown reader {spec.layout.reader!r}; "
+                         f"known: {sorted(READERS)}") from None
+    data = reader(spec, root)
+    for name, split in (("train", data.train), ("test", data.test)):
+        if len(split) == 0:
+            raise TaskDataError(spec.name, root, spec.layout.structure, f"no {name} samples found")
+        bad = next((s for s in split.inputs if len(s) != spec.frames), None)
+        if bad is not None:
+            raise TaskDataError(spec.name, root, spec.layout.structure,
+                                f"{name} sample with {len(bad)} images, expected {spec.frames}")
+    return data
+
+
+def _stable_fraction(key: str) -> float:
+    """A number in [0, 1) fixed by ``key`` (used for splits the dataset does not define)."""
+    return int(hashlib.sha1(key.encode()).hexdigest()[:8], 16) / 2**32
+
+
+def _lines(spec: TaskSpec, path: Path, header: bool = False) -> list[list[str]]:
+    """Rows of a list file (comma or whitespace separated, '#' comments); with ``header``, a first row with no
+    path-like or numeric field (e.g. 'view_a,view_b,label') is skipped."""
+    try:
+        text = path.read_text()
+    except OSError as exc:
+        raise TaskDataError(spec.name, path, spec.layout.structure, f"unreadable ({exc})") from exc
+    rows = []
+    for line in text.splitlines():
+        line = line.strip()
+        if not line or line.startswith("#"):
+            continue
+        rows.append([f.strip() for f in (next(csv.reader([line])) if "," in line else line.split())])
+    if header and rows and not any("." in f or "/" in f or f.lstrip("-").isdigit() for f in rows[0]):
+        rows = rows[1:]
+    return rows
+
+
+# ------------------------------------------------------------------------------------------------ readers
+
+
+@register_reader("image_folder")
+def read_image_folder(spec: TaskSpec, root: Path) -> TaskData:
+    """``<train>/<class>/*`` and ``<test>/<class>/*``; or one tree split by ``per_class_train`` (first n of
+    each class, sorted) or ``test_fraction`` (fixed by a hash of the path relative to the tree)."""
+    opts, paths = spec.layout.options, spec.layout.paths
+    exclude = tuple(opts.get("exclude", ()))
+    train, classes = folder_samples(root / paths["train"], exclude)
+    if "val" in paths:  # a dataset's own val split joins train (the protocol carves its own)
+        val, val_classes = folder_samples(root / paths["val"], exclude)
+        if val_classes != classes:
+            raise TaskDataError(spec.name, root / paths["val"], spec.layout.structure,
+                                f"val classes differ from train classes ({len(val_classes)} vs {len(classes)})")
+        train = train + val
+    if "test" in paths:
+        test, test_classes = folder_samples(root / paths["test"], exclude)
+        if test_classes != classes:
+            raise TaskDataError(spec.name, root / paths["test"], spec.layout.structure,
+                                f"test classes differ from train classes ({len(test_classes)} vs {len(classes)})")
+    elif "per_class_train" in opts:
+        n, seen, kept, test = opts["per_class_train"], {}, [], []
+        for p, c in train:
+            seen[c] = seen.get(c, 0) + 1
+            (kept if seen[c] <= n else test).append((p, c))
+        train = kept
+    else:
+        base = root / paths["train"]
+        is_test = [_stable_fraction(str(Path(p).relative_to(base))) < opts["test_fraction"] for p, _ in train]
+        test = [s for s, t in zip(train, is_test, strict=True) if t]
+        train = [s for s, t in zip(train, is_test, strict=True) if not t]
+    as_split = lambda s: Split([(p,) for p, _ in s], [c for _, c in s])
+    return TaskData(as_split(train), as_split(test), root, _world_names(spec, root) or classes)
+
+
+def _world_names(spec: TaskSpec, root: Path) -> list[str] | None:
+    """Class names from the shapes world's manifest for built-in tasks (None otherwise)."""
+    return world_classes(root, spec.layout.options["world_task"]) if "world_task" in spec.layout.options else None
+
+
+def _with_val(spec: TaskSpec, split_fn) -> Split:
+    """Train plus, where the layout has one, the dataset's own val split (the protocol carves its own)."""
+    train = split_fn("train")
+    if "val" in spec.layout.paths:
+        val = split_fn("val")
+        train = Split(train.inputs + val.inputs, train.targets + val.targets)
+    return train
+
+
+@register_reader("pets")
+def read_pets(spec: TaskSpec, root: Path) -> TaskData:
+    """Oxford-IIIT Pet: list lines '<image> <class 1..37> <species> <breed>'; classification targets are
+    class − 1, segmentation targets the trimap of the image (pet = value 1)."""
+    seg = spec.layout.options.get("target") == "trimap"
+
+    def split(key):
+        inputs, targets = [], []
+        for row in _lines(spec, root / spec.layout.paths[key]):
+            if len(row) < 2 or not row[1].isdigit():
+                raise TaskDataError(spec.name, root / spec.layout.paths[key], spec.layout.structure,
+                                    f"malformed line {' '.join(row)!r}")
+            inputs.append((str(root / "images" / f"{row[0]}.jpg"),))
+            targets.append(str(root / "annotations" / "trimaps" / f"{row[0]}.png") if seg else int(row[1]) - 1)
+        return Split(inputs, targets)
+
+    return TaskData(split("train"), split("test"), root)
+
+
+@register_reader("cifar_pickle")
+def read_cifar(spec: TaskSpec, root: Path) -> TaskData:
+    """CIFAR-100 python version: pickled dicts, b'data' (N, 3072) uint8 in CHW order, b'fine_labels'."""
+    def split(key):
+        path = root / spec.layout.paths[key]
+        with open(path, "rb") as f:
+            d = pickle.load(f, encoding="bytes")
+        if b"data" not in d or b"fine_labels" not in d:
+            raise TaskDataError(spec.name, path, spec.layout.structure, "no b'data' / b'fine_labels' in the pickle")
+        images = np.asarray(d[b"data"], dtype=np.uint8).reshape(-1, 3, 32, 32).transpose(0, 2, 3, 1)
+        return Split([(im,) for im in images], [int(c) for c in d[b"fine_labels"]])
+
+    return TaskData(split("train"), split("test"), root)
+
+
+@register_reader("sun397")
+def read_sun397(spec: TaskSpec, root: Path) -> TaskData:
+    """SUN397 partition files: '/a/abbey/sun_x.jpg' relative to SUN397/; the class is the directory."""
+    rows = {k: [r[0] for r in _lines(spec, root / spec.layout.paths[k])] for k in ("train", "test")}
+    classes = sorted({str(Path(r).parent) for r in rows["train"]})
+    index = {c: i for i, c in enumerate(classes)}
+    img = root / spec.layout.paths["images"]
+    split = lambda rs: Split([(str(img / r.lstrip("/")),) for r in rs], [index[str(Path(r).parent)] for r in rs])
+    return TaskData(split(rows["train"]), split(rows["test"]), root, classes)
+
+
+@register_reader("dtd")
+def read_dtd(spec: TaskSpec, root: Path) -> TaskData:
+    """DTD: labels/{train,val,test}1.txt list '<class>/<file>.jpg'; train = train1 + val1."""
+    rows = {k: [r[0] for r in _lines(spec, root / spec.layout.paths[k])] for k in ("train", "val", "test")}
+    classes = sorted({r.split("/")[0] for r in rows["train"] + rows["val"]})
+    index = {c: i for i, c in enumerate(classes)}
+    img = root / spec.layout.paths["images"]
+    split = lambda rs: Split([(str(img / r),) for r in rs], [index[r.split("/")[0]] for r in rs])
+    return TaskData(split(rows["train"] + rows["val"]), split(rows["test"]), root, classes)
+
+
+@register_reader("kinetics_frames")
+def read_kinetics(spec: TaskSpec, root: Path) -> TaskData:
+    """Kinetics CSVs (label,youtube_id,time_start,time_end,...) + frames/<id>_<start:06d>_<end:06d>/*.jpg;
+    clips whose frame directory is absent are skipped, one with fewer than ``frames`` images is an error."""
+    k = spec.layout.options.get("frames", spec.frames)
+    frames_dir = root / spec.layout.paths["frames"]
+    rows = {s: _lines(spec, root / spec.layout.paths[s], header=True) for s in ("train", "test")}
+    classes = sorted({r[0] for r in rows["train"]})
+    index = {c: i for i, c in enumerate(classes)}
+
+    def split(rs):
+        inputs, targets = [], []
+        for r in rs:
+            clip = frames_dir / f"{r[1]}_{int(float(r[2])):06d}_{int(float(r[3])):06d}"
+            if not clip.is_dir() or r[0] not in index:
+                continue
+            files = sorted(f for f in clip.iterdir() if f.suffix.lower() in IMAGE_EXTENSIONS)
+            if len(files) < k:
+                raise TaskDataError(spec.name, clip, spec.layout.structure, f"{len(files)} frames, expected {k}")
+            pick = np.linspace(0, len(files) - 1, k).round().astype(int)
+            inputs.append(tuple(str(files[i]) for i in pick))
+            targets.append(index[r[0]])
+        return Split(inputs, targets)
+
+    return TaskData(split(rows["train"]), split(rows["test"]), root, classes)
+
+
+@register_reader("clevr_count")
+def read_clevr(spec: TaskSpec, root: Path) -> TaskData:
+    """CLEVR scenes JSON: one image per scene, class = number of objects − 3 (3..10 objects)."""
+    def split(key, sub):
+        path = root / spec.layout.paths[key]
+        try:
+            scenes = json.loads(path.read_text())["scenes"]
+        except (KeyError, ValueError) as exc:
+            raise TaskDataError(spec.name, path, spec.layout.structure, f"malformed scenes file ({exc})") from exc
+        img = root / spec.layout.paths["images"] / sub
+        return Split([(str(img / s["image_filename"]),) for s in scenes], [len(s["objects"]) - 3 for s in scenes])
+
+    return TaskData(split("train", "train"), split("test", "val"), root)
+
+
+@register_reader("file_list")
+def read_file_list(spec: TaskSpec, root: Path) -> TaskData:
+    """List files 'image_1,...,image_k,label' (k = ``frames``), paths relative to ``options['base']``."""
+    k, base = spec.frames, root / spec.layout.options.get("base", "")
+
+    def split(key):
+        path = root / spec.layout.paths[key]
+        inputs, targets = [], []
+        for row in _lines(spec, path, header=True):
+            if len(row) != k + 1 or not row[-1].lstrip("-").isdigit():
+                raise TaskDataError(spec.name, path, spec.layout.structure,
+                                    f"malformed line {','.join(row)!r}: expected {k} paths and an integer label")
+            inputs.append(tuple(str(base / p) for p in row[:k]))
+            targets.append(int(row[-1]))
+        return Split(inputs, targets)
+
+    return TaskData(_with_val(spec, split), split("test"), root, _world_names(spec, root))
+
+
+@register_reader("pair_list")
+def read_pair_list(spec: TaskSpec, root: Path) -> TaskData:
+    """List files 'image,target' (target a PNG), paths relative to ``options['base']``."""
+    base = root / spec.layout.options.get("base", "")
+
+    def split(key):
+        path = root / spec.layout.paths[key]
+        rows = _lines(spec, path, header=True)
+        if any(len(r) != 2 for r in rows):
+            raise TaskDataError(spec.name, path, spec.layout.structure, "malformed line: expected 'image,target'")
+        return Split([(str(base / r[0]),) for r in rows], [str(base / r[1]) for r in rows])
+
+    return TaskData(_with_val(spec, split), split("test"), root, _world_names(spec, root))
+
+
+@register_reader("cityscapes")
+def read_cityscapes(spec: TaskSpec, root: Path) -> TaskData:
+    """Cityscapes: each leftImg8bit image with its gtFine labelIds PNG (target decoder 'cityscapes')."""
+    def split(images, labels):
+        img_dir, lab_dir = root / spec.layout.paths[images], root / spec.layout.paths[labels]
+        inputs, targets = [], []
+        for f in sorted(img_dir.rglob("*_leftImg8bit.png")):
+            rel = f.relative_to(img_dir)
+            lab = lab_dir / rel.parent / rel.name.replace("_leftImg8bit.png", "_gtFine_labelIds.png")
+            if not lab.is_file():
+                raise TaskDataError(spec.name, lab, spec.layout.structure, "label file missing")
+            inputs.append((str(f),))
+            targets.append(str(lab))
+        return Split(inputs, targets)
+
+    return TaskData(split("train_images", "train_labels"), split("test_images", "test_labels"), root)
+
+
+@register_reader("egohands")
+def read_egohands(spec: TaskSpec, root: Path) -> TaskData:
+    """EgoHands labelled samples: targets are (polygons.mat, frame index) pairs, rasterised on decode."""
+    videos = sorted(d for d in (root / spec.layout.paths["samples"]).iterdir() if d.is_dir())
+    train, test = Split([], []), Split([], [])
+    for i, video in enumerate(videos):
+        mat = video / "polygons.mat"
+        if not mat.is_file():
+            raise TaskDataError(spec.name, mat, spec.layout.structure)
+        frames = sorted(f for f in video.iterdir() if f.suffix.lower() == ".jpg")
+        split = test if i % 6 == 5 else train
+        for j, f in enumerate(frames):
+            split.inputs.append((str(f),))
+            split.targets.append((str(mat), j))
+    return TaskData(train, test, root)
+
+
+@register_reader("taskonomy")
+def read_taskonomy(spec: TaskSpec, root: Path) -> TaskData:
+    """Taskonomy: for each building of a split file, every rgb image with its depth_zbuffer PNG."""
+    rgb, depth = root / spec.layout.paths["rgb"], root / spec.layout.paths["depth"]
+
+    def split(key):
+        inputs, targets = [], []
+        for (building, *_) in _lines(spec, root / spec.layout.paths[key]):
+            for f in sorted((rgb / building).glob("*_domain_rgb.png")):
+                d = depth / building / f.name.replace("_domain_rgb.png", "_domain_depth_zbuffer.png")
+                if d.is_file():
+                    inputs.append((str(f),))
+                    targets.append(str(d))
+        return Split(inputs, targets)
+
+    return TaskData(split("train"), split("test"), root)
+
+
+@register_reader("kitti_flow")
+def read_kitti_flow(spec: TaskSpec, root: Path) -> TaskData:
+    """KITTI 2015 flow: (NNNNNN_10.png, NNNNNN_11.png) → flow_occ/NNNNNN_10.png; first 90 % train."""
+    img, flow = root / spec.layout.paths["images"], root / spec.layout.paths["flow"]
+    ids = sorted(f.name[:-7] for f in img.glob("*_10.png"))
+    samples = [((str(img / f"{i}_10.png"), str(img / f"{i}_11.png")), str(flow / f"{i}_10.png")) for i in ids]
+    n_train = int(round(0.9 * len(samples)))
+    as_split = lambda s: Split([a for a, _ in s], [b for _, b in s])
+    return TaskData(as_split(samples[:n_train]), as_split(samples[n_train:]), root)
+
+
+# ------------------------------------------------------------------------------------------------ decoding
+
+
+def load_image(ref, size: tuple[int, int]) -> torch.Tensor:
+    """An RGB image ref (path or HWC uint8 array) as a float (3, H, W) tensor in [0, 1], resized to ``size``
+    (bilinear with antialias)."""
+    if isinstance(ref, np.ndarray):
+        arr = ref
+    else:
+        with Image.open(ref) as im:
+            arr = np.asarray(im.convert("RGB"))
+    t = torch.from_numpy(np.array(arr, dtype=np.uint8)).permute(2, 0, 1).float().div_(255)  # a writable copy
+    if tuple(t.shape[1:]) != tuple(size):
+        t = F.interpolate(t[None], size=size, mode="bilinear", align_corners=False, antialias=True)[0]
+    return t
+
+
+def _png(ref) -> np.ndarray:
+    with Image.open(ref) as im:
+        return np.array(im)
+
+
+def _nearest(t: torch.Tensor, size) -> torch.Tensor:
+    """Nearest-neighbour resize of an (H, W) or (C, H, W) tensor."""
+    if tuple(t.shape[-2:]) == tuple(size):
+        return t
+    x = t[None, None] if t.dim() == 2 else t[None]
+    out = F.interpolate(x.float(), size=size, mode="nearest")
+    return out[0, 0] if t.dim() == 2 else out[0]
+
+
+_CITYSCAPES_TRAIN_IDS = {7: 0, 8: 1, 11: 2, 12: 3, 13: 4, 17: 5, 19: 6, 20: 7, 21: 8, 22: 9, 23: 10, 24: 11, 25: 12,
+                         26: 13, 27: 14, 28: 15, 31: 16, 32: 17, 33: 18}  # labelId → trainId; the rest is void
+
+
+def decode_mask(ref, size, spec: TaskSpec) -> torch.Tensor:
+    """Class-index PNG → (H, W) int64."""
+    return _nearest(torch.from_numpy(_png(ref).astype(np.int64)), size).long()
+
+
+def decode_cityscapes(ref, size, spec: TaskSpec) -> torch.Tensor:
+    """gtFine labelIds → 19 trainIds, others ``ignore_index``."""
+    lut = np.full(256, spec.ignore_index, dtype=np.int64)
+    for label_id, train_id in _CITYSCAPES_TRAIN_IDS.items():
+        lut[label_id] = train_id
+    return _nearest(torch.from_numpy(lut[_png(ref)]), size).long()
+
+
+def decode_binary(ref, size, spec: TaskSpec) -> torch.Tensor:
+    """Mask PNG → (H, W) float, 1 where nonzero."""
+    return _nearest(torch.from_numpy((_png(ref) > 0).astype(np.float32)), size)
+
+
+def decode_trimap(ref, size, spec: TaskSpec) -> torch.Tensor:
+    """Oxford-IIIT Pet trimap → (H, W) float, 1 on the pet (trimap value 1), 0 on background and border."""
+    return _nearest(torch.from_numpy((_png(ref) == 1).astype(np.float32)), size)
+
+
+def decode_depth(ref, size, spec: TaskSpec) -> torch.Tensor:
+    """Depth PNG → (H, W) float metres = value · depth_scale; 0 and ``invalid`` become NaN (ignored)."""
+    raw = _png(ref).astype(np.float32)
+    if raw.ndim == 3:
+        raw = raw[..., 0]
+    opts = spec.layout.options
+    depth = raw * float(opts.get("depth_scale", 1.0))
+    depth[(raw == 0) | (raw == opts.get("invalid", -1))] = np.nan
+    return _nearest(torch.from_numpy(depth), size)
+
+
+def decode_kitti_flow(ref, size, spec: TaskSpec) -> torch.Tensor:
+    """KITTI flow PNG → (3, H, W): u, v in pixels of the resized image, valid ∈ {0, 1}.
+    u = (R − 2^15)/64 · W'/W, v = (G − 2^15)/64 · H'/H; nearest resize (the flow is sparse)."""
+    import torchvision  # noqa: PLC0415
+
+    # PIL reads 16-bit RGB PNGs as 8-bit; torchvision decodes them but warns that its decoders are deprecated
+    # since 0.29 (in favour of torchcodec, not a dependency here). Remove when torchcodec is adopted.
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", category=DeprecationWarning, module="torchvision")
+        raw = torchvision.io.decode_png(torchvision.io.read_file(str(ref)),
+                                        mode=torchvision.io.ImageReadMode.UNCHANGED)
+    raw = raw.to(torch.int32).float()
+    h, w = raw.shape[1:]
+    u, v = (raw[0] - 2**15) / 64 * (size[1] / w), (raw[1] - 2**15) / 64 * (size[0] / h)
+    return _nearest(torch.stack([u, v, (raw[2] > 0).float()]), size)
+
+
+def decode_egohands(ref, size, spec: TaskSpec) -> torch.Tensor:
+    """EgoHands polygons (myleft, myright, yourleft, yourright → classes 1..4, 0 background) rasterised at
+    720×1280 and resized (nearest)."""
+    from scipy.io import loadmat  # noqa: PLC0415 - only EgoHands needs scipy
+
+    mat, frame = ref
+    polys = loadmat(mat)["polygons"][0][frame]
+    canvas = Image.new("L", (1280, 720), 0)
+    draw = ImageDraw.Draw(canvas)
+    for cls, field in enumerate(("myleft", "myright", "yourleft", "yourright"), start=1):
+        pts = np.asarray(polys[field]).reshape(-1, 2)
+        if len(pts) >= 3:
+            draw.polygon([tuple(map(float, p)) for p in pts], fill=cls)
+    return _nearest(torch.from_numpy(np.asarray(canvas).astype(np.int64)), size).long()
+
+
+TARGET_DECODERS: dict[str, Callable] = {
+    "mask": decode_mask, "cityscapes": decode_cityscapes, "binary": decode_binary, "trimap": decode_trimap,
+    "depth": decode_depth, "flow": decode_kitti_flow, "egohands": decode_egohands,
+}
+_DEFAULT_DECODER = {"cityscapes": "cityscapes", "egohands": "egohands", "kitti_flow": "flow", "taskonomy": "depth"}
+
+
+def target_decoder(spec: TaskSpec) -> Callable:
+    """The decoder of a pixel task's targets: ``layout.options['target']``, else the reader's, else the target kind."""
+    name = spec.layout.options.get("target") or _DEFAULT_DECODER.get(spec.layout.reader) or spec.target
+    return TARGET_DECODERS[name]
+
+
+class TaskDataset(torch.utils.data.Dataset):
+    """(images, target) for one split: images (frames, 3, H, W) ImageNet-normalised; target an int64 class
+    (image-level) or the decoded target map (pixel tasks). ``augment`` adds the study's pixel-task colour
+    jitter (0.4, 0.4, 0.4, 0.1) and random grayscale (p = 0.2) to the images only."""
+
+    def __init__(self, spec: TaskSpec, split: Split, augment: bool = False):
+        self.spec, self.split, self.size = spec, split, tuple(spec.image_size)
+        self.decode = target_decoder(spec) if spec.pixelwise else None
+        self.mean = torch.tensor(IMAGENET_MEAN).view(3, 1, 1)
+        self.std = torch.tensor(IMAGENET_STD).view(3, 1, 1)
+        self.augment = None
+        if augment:
+            from torchvision.transforms import v2  # noqa: PLC0415
+
+            self.augment = v2.Compose([v2.ColorJitter(0.4, 0.4, 0.4, 0.1), v2.RandomGrayscale(0.2)])
+
+    def __len__(self) -> int:
+        return len(self.split)
+
+    def __getitem__(self, i):
+        try:
+            images = [load_image(ref, self.size) for ref in self.split.inputs[i]]
+            target = self.split.targets[i]
+            target = self.decode(target, self.size, self.spec) if self.decode else torch.tensor(target)
+        except (OSError, ValueError, KeyError, IndexError) as exc:
+            raise TaskDataError(self.spec.name, self.split.inputs[i][0], self.spec.layout.structure,
+                                f"cannot decode sample {i} ({type(exc).__name__}: {exc})") from exc
+        x = torch.stack(images)
+        if self.augment is not None:
+            x = torch.stack([self.augment(im) for im in x])  # frames of one sample get independent jitter
+        return (x - self.mean) / self.std, target

@@ -1,0 +1,426 @@
+"""The end-task catalog: every task is one declarative ``TaskSpec`` entry in one registry.
+
+A task says *what* is evaluated (group, target, classes), *where its data lies* (a ``Layout``: a reader
+name, paths relative to the task's data root and the documented expected tree), *how* (head, loss,
+metric with its direction) and *for how long* (the study's default ``Schedule``). Adding a task is adding
+one ``register_task(TaskSpec(...))`` call below; readers (``readers.py``), heads (``heads.py``), losses
+(``objectives.py``) and metrics (``metrics.py``) are looked up by name in their own registries.
+
+Data roots. A task's data is looked for at, in order:
+  1. ``data_root / spec.subdir`` when a ``data_root`` is passed (CLI ``--data-root``);
+  2. the directory in the task's own environment variable (``spec.env``, e.g. ``CONTRASTING_DATA_PETS``);
+  3. ``$CONTRASTING_DATA / spec.subdir``, ``$CONTRASTING_DATA`` defaulting to ``~/.cache/contrasting/data``.
+Built-in tasks live in the shapes world written by ``contrasting.data.builtin.build_world``: its folder is
+``_adapters.world_dir(data_root)`` (``$CONTRASTING_DATA_SHAPES_WORLD``, else the world of the default
+configuration — or the only world — under ``data_root`` or the data package's cache root), built there on
+first use.
+
+Versions. ``spec.version`` is bumped whenever a change would alter a task's numbers (split, reader,
+target decoding, metric); results carry it.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+GROUPS = ("image", "pixel")
+KINDS = ("semantic", "structural")
+TARGETS = ("class", "mask", "binary", "depth", "flow")
+DEFAULT_DATA = "~/.cache/contrasting/data"
+WORLD_SUBDIR = "shapes-world"
+
+
+class TaskDataError(RuntimeError):
+    """A task's data is missing or malformed: names the task, the path looked at and the expected layout."""
+
+    def __init__(self, task: str, path: os.PathLike | str, expected: str, problem: str = "missing"):
+        self.task, self.path, self.expected, self.problem = task, str(path), expected, problem
+        super().__init__(f"task {task!r}: {problem}: {path}\nexpected layout:\n{expected}")
+
+
+@dataclass(frozen=True)
+class Schedule:
+    """Head training schedule. Adam without weight decay as in the study; the learning rate follows
+    ``decay`` and is stepped once per epoch (the original never stepped its schedulers):
+
+    * ``"cosine"``: lr_e = lr · ½(1 + cos(π·e/epochs)), e = 0 … epochs−1;
+    * ``"step"``: lr_e = lr · 0.1^(number of milestones ≤ e/epochs), milestones at ½ and ¾;
+    * ``"none"``: lr_e = lr.
+    """
+
+    epochs: int
+    batch_size: int
+    lr: float
+    optimizer: str = "adam"
+    weight_decay: float = 0.0
+    decay: str = "cosine"
+
+
+@dataclass(frozen=True)
+class Layout:
+    """Where a task's data lies: ``reader`` (a name in ``readers.READERS``), ``paths`` (role → path relative
+    to the task's data root; every one must exist for the data to count as present), ``structure`` (the
+    documented expected tree, printed in errors) and reader ``options``."""
+
+    reader: str
+    paths: dict[str, str]
+    structure: str
+    options: dict = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class TaskSpec:
+    """One end task. ``group`` × ``kind`` are the study's four groups; ``frames`` is the number of images
+    per sample (6 for Kinetics clips, 2 for egomotion and flow pairs); ``num_classes`` is None for
+    regression targets; ``metric``'s direction is ``higher_is_better``; ``loss_options`` go to the loss."""
+
+    name: str
+    title: str
+    group: str
+    kind: str
+    layout: Layout
+    target: str
+    num_classes: int | None
+    head: str
+    loss: str
+    metric: str
+    higher_is_better: bool
+    schedule: Schedule
+    subdir: str
+    env: str
+    image_size: tuple[int, int] = (224, 224)
+    frames: int = 1
+    val_fraction: float = 0.1
+    ignore_index: int = 255
+    loss_options: dict = field(default_factory=dict)
+    builtin: bool = False
+    source: str = ""
+    version: int = 1
+
+    def __post_init__(self):
+        if self.group not in GROUPS or self.kind not in KINDS:
+            raise ValueError(f"task {self.name!r}: group/kind must be in {GROUPS}×{KINDS}, "
+                             f"got {self.group}/{self.kind}")
+        if self.target not in TARGETS:
+            raise ValueError(f"task {self.name!r}: target must be one of {TARGETS}, got {self.target!r}")
+
+    @property
+    def pixelwise(self) -> bool:
+        """True for tasks trained per batch through the frozen encoder (no feature cache)."""
+        return self.group == "pixel"
+
+    def with_overrides(self, **changes) -> TaskSpec:
+        """A copy with fields replaced (``image_size`` may be an int); ``schedule`` fields by name too."""
+        sched = {k: changes.pop(k) for k in list(changes) if k in Schedule.__dataclass_fields__}
+        if isinstance(changes.get("image_size"), int):
+            changes["image_size"] = (changes["image_size"],) * 2
+        spec = replace(self, **changes)
+        return replace(spec, schedule=replace(spec.schedule, **sched)) if sched else spec
+
+
+TASKS: dict[str, TaskSpec] = {}
+
+
+def register_task(spec: TaskSpec) -> TaskSpec:
+    """Add ``spec`` to the registry; a second task of the same name is an error."""
+    if spec.name in TASKS:
+        raise ValueError(f"task {spec.name!r} is already registered")
+    TASKS[spec.name] = spec
+    return spec
+
+
+def get_task(name: str | TaskSpec) -> TaskSpec:
+    """The registered task ``name`` (a ``TaskSpec`` passes through); unknown names list the known ones."""
+    if isinstance(name, TaskSpec):
+        return name
+    try:
+        return TASKS[name]
+    except KeyError:
+        raise KeyError(f"unknown task {name!r}; known tasks: {', '.join(TASKS)}") from None
+
+
+def list_tasks(group: str | None = None, kind: str | None = None, builtin: bool | None = None) -> list[TaskSpec]:
+    """Registered tasks in catalog order, optionally filtered by group, kind and built-in-ness."""
+    return [t for t in TASKS.values() if (group is None or t.group == group) and (kind is None or t.kind == kind)
+            and (builtin is None or t.builtin == builtin)]
+
+
+def data_home() -> Path:
+    """``$CONTRASTING_DATA`` or ``~/.cache/contrasting/data``."""
+    return Path(os.environ.get("CONTRASTING_DATA", DEFAULT_DATA)).expanduser()
+
+
+def resolve_root(spec: TaskSpec, data_root: os.PathLike | str | None = None) -> Path:
+    """The directory a task's layout paths are relative to (see the module docstring for the order)."""
+    if spec.builtin:
+        from contrasting.eval._adapters import world_dir  # noqa: PLC0415 - the adapter imports the data package
+
+        return world_dir(data_root)
+    if data_root is not None:
+        return Path(data_root).expanduser() / spec.subdir
+    if os.environ.get(spec.env):
+        return Path(os.environ[spec.env]).expanduser()
+    return data_home() / spec.subdir
+
+
+@dataclass(frozen=True)
+class DataStatus:
+    """Whether every path of a task's layout exists under ``root``; ``missing`` lists those that do not."""
+
+    task: str
+    root: Path
+    present: bool
+    missing: tuple[str, ...]
+
+
+def check_data(spec: TaskSpec | str, data_root: os.PathLike | str | None = None) -> DataStatus:
+    """Presence check by the expected paths only (cheap; readers validate contents)."""
+    spec = get_task(spec)
+    root = resolve_root(spec, data_root)
+    missing = tuple(str(root / p) for p in spec.layout.paths.values() if not (root / p).exists())
+    return DataStatus(spec.name, root, not missing, missing)
+
+
+# --------------------------------------------------------------------------------------------------------
+# The study's 20 tasks (Kotar et al. 2021, Table 1 / ../shared/study.md). Schedules: epochs/batch/lr there.
+# --------------------------------------------------------------------------------------------------------
+
+def _image_cls(name, title, kind, layout, num_classes, epochs, *, subdir, env, lr=1e-4, head="linear", frames=1,
+               source="", **kw) -> TaskSpec:
+    return TaskSpec(name=name, title=title, group="image", kind=kind, layout=layout, target="class",
+                    num_classes=num_classes, head=head, loss="ce", metric="top1", higher_is_better=True,
+                    schedule=Schedule(epochs, 32, lr), subdir=subdir, env=env, frames=frames, source=source, **kw)
+
+
+def _pixel(name, title, kind, layout, target, num_classes, head, loss, metric, epochs, lr, *, subdir, env,
+           higher=True, frames=1, source="", **kw) -> TaskSpec:
+    return TaskSpec(name=name, title=title, group="pixel", kind=kind, layout=layout, target=target,
+                    num_classes=num_classes, head=head, loss=loss, metric=metric, higher_is_better=higher,
+                    schedule=Schedule(epochs, 16, lr), subdir=subdir, env=env, frames=frames, source=source, **kw)
+
+
+_LIST_FORMAT = "one sample a line, comma- or whitespace-separated; a first line that is a header is skipped"
+
+register_task(_image_cls(
+    "imagenet", "ImageNet classification", "semantic",
+    Layout("image_folder", {"train": "train", "test": "val"},
+           "train/<wnid>/*.JPEG   (ILSVRC2012_img_train.tar, per-class tars extracted)\n"
+           "val/<wnid>/*.JPEG     (ILSVRC2012_img_val.tar sorted into class folders by the usual valprep.sh)"),
+    1000, 100, subdir="imagenet", env="CONTRASTING_DATA_IMAGENET", source="ILSVRC-12; test = val"))
+
+register_task(_image_cls(
+    "pets", "Oxford-IIIT Pet breed classification", "semantic",
+    Layout("pets", {"images": "images", "train": "annotations/trainval.txt", "test": "annotations/test.txt"},
+           "images/<Breed_name>_<n>.jpg                 (images.tar.gz)\n"
+           "annotations/{trainval,test}.txt            (annotations.tar.gz:\n"
+           "                                           '<image> <class 1..37> <species> <breed>')"),
+    37, 100, subdir="oxford-iiit-pet", env="CONTRASTING_DATA_PETS", source="Parkhi et al. 2012"))
+
+register_task(_image_cls(
+    "caltech101", "CalTech-101 classification", "semantic",
+    Layout("image_folder", {"train": "101_ObjectCategories"},
+           "101_ObjectCategories/<class>/image_NNNN.jpg   (101_ObjectCategories.tar.gz; BACKGROUND_Google is skipped)\n"
+           "split: the first 30 images of each class (sorted by name) train, the rest test",
+           {"per_class_train": 30, "exclude": ["BACKGROUND_Google"]}),
+    101, 500, subdir="caltech101", env="CONTRASTING_DATA_CALTECH101", source="Fei-Fei et al. 2004"))
+
+register_task(_image_cls(
+    "cifar100", "CIFAR-100 classification", "semantic",
+    Layout("cifar_pickle", {"train": "cifar-100-python/train", "test": "cifar-100-python/test",
+                            "meta": "cifar-100-python/meta"},
+           "cifar-100-python/{train,test,meta}   (cifar-100-python.tar.gz: pickled dicts with b'data' N×3072 uint8\n"
+           "                                      and b'fine_labels'; 32 px images are upsampled to the input size)"),
+    100, 100, subdir="cifar100", env="CONTRASTING_DATA_CIFAR100", source="Krizhevsky 2009"))
+
+register_task(_image_cls(
+    "sun397", "SUN397 scene classification", "semantic",
+    Layout("sun397", {"images": "SUN397", "train": "Partitions/Training_01.txt", "test": "Partitions/Testing_01.txt"},
+           "SUN397/<l>/<class>[/<sub>]/sun_*.jpg     (SUN397.tar.gz)\n"
+           "Partitions/{Training,Testing}_01.txt     (Partitions.zip: lines '/a/abbey/sun_aaa.jpg'; class = dir)"),
+    397, 250, subdir="sun397", env="CONTRASTING_DATA_SUN397", source="Xiao et al. 2010, partition 1"))
+
+register_task(_image_cls(
+    "eurosat", "EuroSAT land-use classification", "semantic",
+    Layout("image_folder", {"train": "2750"},
+           "2750/<Class>/<Class>_<n>.jpg   (EuroSAT.zip, RGB)\n"
+           "split: no official one; a fixed 80/20 split by a hash of the file name (stable across runs)",
+           {"test_fraction": 0.2}),
+    10, 200, subdir="eurosat", env="CONTRASTING_DATA_EUROSAT", source="Helber et al. 2019"))
+
+register_task(_image_cls(
+    "dtd", "DTD texture classification", "semantic",
+    Layout("dtd", {"images": "dtd/images", "train": "dtd/labels/train1.txt", "val": "dtd/labels/val1.txt",
+                   "test": "dtd/labels/test1.txt"},
+           "dtd/images/<class>/<class>_NNNN.jpg            (dtd-r1.0.1.tar.gz)\n"
+           "dtd/labels/{train,val,test}1.txt               (lines '<class>/<file>.jpg'; train = train1 + val1)"),
+    47, 100, subdir="dtd", env="CONTRASTING_DATA_DTD", source="Cimpoi et al. 2014, split 1"))
+
+register_task(_image_cls(
+    "kinetics", "Kinetics-400 action recognition (6 frames)", "semantic",
+    Layout("kinetics_frames", {"train": "annotations/train.csv", "test": "annotations/validate.csv",
+                               "frames": "frames"},
+           "annotations/{train,validate}.csv   (the official CSVs: label,youtube_id,time_start,time_end,split)\n"
+           "frames/<youtube_id>_<start:06d>_<end:06d>/*.jpg   (6 frames per clip, extracted beforehand, e.g.\n"
+           "                                                  ffmpeg at evenly spaced times; clips without frames\n"
+           "                                                  are skipped)", {"frames": 6}),
+    400, 100, lr=3e-4, head="mlp", frames=6, subdir="kinetics", env="CONTRASTING_DATA_KINETICS",
+    source="Kay et al. 2017"))
+
+register_task(_image_cls(
+    "clevr-count", "CLEVR object count", "structural",
+    Layout("clevr_count", {"train": "CLEVR_v1.0/scenes/CLEVR_train_scenes.json",
+                           "test": "CLEVR_v1.0/scenes/CLEVR_val_scenes.json", "images": "CLEVR_v1.0/images"},
+           "CLEVR_v1.0/images/{train,val}/CLEVR_<split>_NNNNNN.png   (CLEVR_v1.0.zip)\n"
+           "CLEVR_v1.0/scenes/CLEVR_{train,val}_scenes.json        (count = len(objects), class = count − 3;\n"
+           "                                                        test = val, the test split has no scenes)"),
+    8, 100, subdir="clevr", env="CONTRASTING_DATA_CLEVR", source="Johnson et al. 2017"))
+
+_VIRB_NOTE = "no public distribution format (the data comes with the ViRB release); read from list files:\n"
+
+register_task(_image_cls(
+    "thor-num-steps", "THOR number of steps between views", "structural",
+    Layout("file_list", {"train": "train.csv", "test": "test.csv"},
+           _VIRB_NOTE + "{train,test}.csv: 'image,label' (label = number of steps, 0..C−1); " + _LIST_FORMAT),
+    4, 100, subdir="thor-num-steps", env="CONTRASTING_DATA_THOR_NUM_STEPS", source="ViRB (AI2-THOR)"))
+
+register_task(_image_cls(
+    "thor-egomotion", "THOR egomotion (action between two frames)", "structural",
+    Layout("file_list", {"train": "train.csv", "test": "test.csv"},
+           _VIRB_NOTE + "{train,test}.csv: 'view_a,view_b,label' (label = action 0..4); " + _LIST_FORMAT,
+           {"frames": 2}),
+    5, 100, head="mlp", frames=2, subdir="thor-egomotion", env="CONTRASTING_DATA_THOR_EGOMOTION",
+    source="ViRB (AI2-THOR)"))
+
+register_task(_image_cls(
+    "nuscenes-egomotion", "nuScenes egomotion (action between two frames)", "structural",
+    Layout("file_list", {"train": "train.csv", "test": "test.csv"},
+           _VIRB_NOTE + "{train,test}.csv: 'view_a,view_b,label' (frames from samples/CAM_FRONT); " + _LIST_FORMAT,
+           {"frames": 2}),
+    5, 100, head="mlp", frames=2, subdir="nuscenes-egomotion", env="CONTRASTING_DATA_NUSCENES_EGOMOTION",
+    source="ViRB (nuScenes)"))
+
+register_task(_pixel(
+    "cityscapes", "Cityscapes semantic segmentation", "semantic",
+    Layout("cityscapes", {"train_images": "leftImg8bit/train", "train_labels": "gtFine/train",
+                          "test_images": "leftImg8bit/val", "test_labels": "gtFine/val"},
+           "leftImg8bit/{train,val}/<city>/<name>_leftImg8bit.png   (leftImg8bit_trainvaltest.zip)\n"
+           "gtFine/{train,val}/<city>/<name>_gtFine_labelIds.png    (gtFine_trainvaltest.zip; labelIds mapped to\n"
+           "                                                         the 19 trainIds, others void; test = val)"),
+    "mask", 19, "deeplab", "ce", "miou", 100, 3e-4, subdir="cityscapes", env="CONTRASTING_DATA_CITYSCAPES",
+    image_size=(256, 512), source="Cordts et al. 2016"))
+
+register_task(_pixel(
+    "pets-seg", "Oxford-IIIT Pet segmentation (the pet)", "semantic",
+    Layout("pets", {"images": "images", "trimaps": "annotations/trimaps", "train": "annotations/trainval.txt",
+                    "test": "annotations/test.txt"},
+           "images/<name>.jpg, annotations/trimaps/<name>.png (trimap 1 = pet, 2 = background, 3 = border;\n"
+           "target = the pet, value 1 — the original code took background + border), annotations/{trainval,test}.txt",
+           {"target": "trimap"}),
+    "binary", 1, "unet", "bce", "iou", 100, 1e-4, subdir="oxford-iiit-pet", env="CONTRASTING_DATA_PETS",
+    source="Parkhi et al. 2012"))
+
+register_task(_pixel(
+    "egohands", "EgoHands hand segmentation (4 hands + background)", "semantic",
+    Layout("egohands", {"samples": "_LABELLED_SAMPLES"},
+           "_LABELLED_SAMPLES/<VIDEO>/frame_NNNN.jpg + polygons.mat   (egohands_data.zip; polygons.mat holds the\n"
+           "                                      struct 'polygons' with fields myleft, myright, yourleft, yourright)\n"
+           "split: the 48 videos sorted by name, every 6th (8 videos) test"),
+    "mask", 5, "deeplab", "weighted_ce", "miou_no_bg", 25, 3e-4, subdir="egohands", env="CONTRASTING_DATA_EGOHANDS",
+    image_size=(240, 416), source="Bambach et al. 2015"))
+
+_DEPTH_LIST = "{train,test}.txt: 'image,depth' with depth a 16-bit PNG"
+
+register_task(_pixel(
+    "nyu-depth", "NYU Depth v2 depth", "structural",
+    Layout("pair_list", {"train": "train.txt", "test": "test.txt"},
+           "exported from nyu_depth_v2_labeled.mat (HDF5, needs h5py) with splits.mat; " + _DEPTH_LIST +
+           " in millimetres (0 = missing)", {"target": "depth", "depth_scale": 1e-3}),
+    "depth", None, "unet", "l1", "l1", 250, 3e-4, higher=False, subdir="nyu", env="CONTRASTING_DATA_NYU",
+    source="Silberman et al. 2012"))
+
+register_task(_pixel(
+    "nyu-walkable", "NYU walkable surfaces", "structural",
+    Layout("pair_list", {"train": "walkable/train.txt", "test": "walkable/test.txt"},
+           "walkable/{train,test}.txt: 'image,mask' with mask a PNG (nonzero = walkable); the walkable\n"
+           "annotations come from Mottaghi et al.'s release, images from the NYU labeled set",
+           {"target": "binary"}),
+    "binary", 1, "unet", "bce", "iou", 250, 1e-4, subdir="nyu", env="CONTRASTING_DATA_NYU",
+    source="Mottaghi et al. 2016"))
+
+register_task(_pixel(
+    "thor-depth", "THOR depth", "structural",
+    Layout("pair_list", {"train": "train.txt", "test": "test.txt"},
+           _VIRB_NOTE + _DEPTH_LIST + " in millimetres (0 = missing)", {"target": "depth", "depth_scale": 1e-3}),
+    "depth", None, "unet", "l1", "l1", 50, 3e-4, higher=False, subdir="thor-depth", env="CONTRASTING_DATA_THOR_DEPTH",
+    source="ViRB (AI2-THOR)"))
+
+register_task(_pixel(
+    "taskonomy-depth", "Taskonomy depth (z-buffer)", "structural",
+    Layout("taskonomy", {"rgb": "rgb", "depth": "depth_zbuffer", "train": "splits/train.txt",
+                         "test": "splits/test.txt"},
+           "rgb/<building>/point_<p>_view_<v>_domain_rgb.png\n"
+           "depth_zbuffer/<building>/point_<p>_view_<v>_domain_depth_zbuffer.png   (16-bit, 1/512 m, 65535 = none)\n"
+           "splits/{train,test}.txt: one building a line (from the official train/test building lists)",
+           {"depth_scale": 1 / 512, "invalid": 65535}),
+    "depth", None, "unet", "l1", "l1", 50, 1e-4, higher=False, subdir="taskonomy",
+    env="CONTRASTING_DATA_TASKONOMY", source="Zamir et al. 2018"))
+
+register_task(_pixel(
+    "kitti-flow", "KITTI 2015 optical flow", "structural",
+    Layout("kitti_flow", {"images": "training/image_2", "flow": "training/flow_occ"},
+           "training/image_2/NNNNNN_{10,11}.png   (data_scene_flow.zip)\n"
+           "training/flow_occ/NNNNNN_10.png        (16-bit RGB: u = (R − 2^15)/64, v = (G − 2^15)/64, valid = B > 0)\n"
+           "split: 200 pairs sorted by id, the first 180 train, the last 20 test (the study's 90/10)"),
+    "flow", None, "unet2", "l1_valid", "flow_acc", 250, 3e-4, frames=2, subdir="kitti", env="CONTRASTING_DATA_KITTI",
+    image_size=(256, 832), source="Menze & Geiger 2015"))
+
+# --------------------------------------------------------------------------------------------------------
+# Built-in tasks: the shapes world of contrasting.data.builtin (``world-<key>/tasks/<task>/...``), small enough
+# for CI. Paths are relative to the world folder (``_adapters.world_dir``); the world's own val split is merged
+# into train, from which the protocol carves its validation split like for every other task.
+# --------------------------------------------------------------------------------------------------------
+
+_WORLD_SIZE = (64, 64)
+WORLD_DEPTH_SCALE = 1e-4  # = 1 / contrasting.data.builtin.DEPTH_SCALE: uint16 units → background-plane units
+
+
+def _builtin(name, world_task, title, group, kind, reader, structure, target, head, loss, metric, *, higher=True,
+             frames=1, epochs=20, batch=32, lr=1e-3, options=None) -> TaskSpec:
+    base = f"tasks/{world_task}"
+    if reader == "image_folder":
+        paths = {s: f"{base}/{s}" for s in ("train", "val", "test")}
+    else:
+        paths = {s: f"{base}/{s}.txt" for s in ("train", "val", "test")}
+    layout = Layout(reader, paths, f"{base}/" + structure, {"base": base, "world_task": world_task, **(options or {})})
+    return TaskSpec(name=name, title=title, group=group, kind=kind, layout=layout, target=target, num_classes=None,
+                    head=head, loss=loss, metric=metric, higher_is_better=higher, schedule=Schedule(epochs, batch, lr),
+                    subdir=WORLD_SUBDIR, env="CONTRASTING_DATA_SHAPES_WORLD", image_size=_WORLD_SIZE, frames=frames,
+                    builtin=True, source=f"contrasting.data.builtin task {world_task!r}")
+
+
+_FOLDER = "{train,val,test}/<NN>_<class>/<index>.png   (image folders; manifest.json names the classes)"
+_PAIRS = "{{train,val,test}}.txt: '<split>/images/<i>.png,<split>/targets/<i>.png' (pair lists; target PNG: {})"
+
+register_task(_builtin("shapes-shape", "shape-cls", "Shapes world: dominant shape class", "image", "semantic",
+                       "image_folder", _FOLDER, "class", "linear", "ce", "top1"))
+register_task(_builtin("shapes-texture", "texture-cls", "Shapes world: background texture class", "image",
+                       "semantic", "image_folder", _FOLDER, "class", "linear", "ce", "top1"))
+register_task(_builtin("shapes-digit", "digit-cls", "Shapes world: digit class", "image", "semantic", "image_folder",
+                       _FOLDER, "class", "linear", "ce", "top1"))
+register_task(_builtin("shapes-count", "count", "Shapes world: object count", "image", "structural", "image_folder",
+                       _FOLDER, "class", "linear", "ce", "top1"))
+register_task(_builtin("shapes-camera-shift", "camera-shift", "Shapes world: camera shift between two views", "image",
+                       "structural", "file_list",
+                       "{train,val,test}.txt: '<split>/a/<i>.png,<split>/b/<i>.png,<label>' (view-pair lists)",
+                       "class", "mlp", "ce", "top1", frames=2))
+register_task(_builtin("shapes-segmentation", "shape-seg", "Shapes world: shape segmentation", "pixel", "semantic",
+                       "pair_list", _PAIRS.format("uint8 class, 0 = background"), "mask", "unet", "ce", "miou",
+                       epochs=10, batch=16, options={"target": "mask"}))
+register_task(_builtin("shapes-foreground", "foreground", "Shapes world: foreground mask", "pixel", "semantic",
+                       "pair_list", _PAIRS.format("uint8, 1 = any object"), "binary", "unet", "bce", "iou",
+                       epochs=10, batch=16, options={"target": "binary"}))
+register_task(_builtin("shapes-depth", "depth", "Shapes world: depth", "pixel", "structural", "pair_list",
+                       _PAIRS.format("uint16 depth · 10000, background 1.0"), "depth", "unet", "l1", "l1", higher=False,
+                       epochs=10, batch=16, options={"target": "depth", "depth_scale": WORLD_DEPTH_SCALE}))

@@ -1,0 +1,72 @@
+"""Tiny configurations shared by the encoder tests: a narrow ResNet-18 with the small-image stem at 32 px.
+
+Everything here is sized so that one training step takes well under a second on 2 CPU cores.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from contrasting.encoders import build_backbone, build_method, resolve_config
+from contrasting.encoders.data import TensorViews, default_views
+
+IMAGE_SIZE = 32
+BATCH = 8
+WIDTH = 8
+TRAINED_METHODS = ("simclr", "mocov1", "mocov2", "swav", "supervised")
+"""Every registered method except ``random`` (not trainable): the one place exclusions are listed."""
+
+METHOD_OPTIONS = {
+    "simclr": {},
+    "mocov1": {"queue_size": 32},
+    "mocov2": {"queue_size": 32},
+    "swav": {"prototypes": 16, "freeze_prototypes_steps": 2, "queue_length": 16},
+    "supervised": {"num_classes": 4},
+    "random": {},
+}
+
+
+def tiny_backbone(seed: int = 0):
+    """ResNet-18, small stem, width 8."""
+    torch.manual_seed(seed)
+    return build_backbone("resnet18", small_stem=True, width=WIDTH)
+
+
+def tiny_method(name: str, seed: int = 0, **options):
+    """Method ``name`` on ``tiny_backbone`` with the small queues / prototypes of ``METHOD_OPTIONS``."""
+    return build_method(name, tiny_backbone(seed), {**METHOD_OPTIONS[name], **options})
+
+
+def tiny_source(method: str, *, num_images: int = 64, seed: int = 0, rank: int = 0, world_size: int = 1,
+                batch_size: int = BATCH) -> TensorViews:
+    """Seeded random images with 4 classes, viewed as ``method`` needs (SwAV: 2 × 32 px + 4 × 14 px)."""
+    g = torch.Generator().manual_seed(1234)
+    images = torch.rand(num_images, 3, IMAGE_SIZE, IMAGE_SIZE, generator=g)
+    labels = torch.randint(0, 4, (num_images,), generator=g)
+    return TensorViews(images, labels, batch_size=batch_size, views=default_views(method, IMAGE_SIZE), seed=seed,
+                       rank=rank, world_size=world_size, num_classes=4)
+
+
+def tiny_batch(method: str):
+    """The first batch of ``tiny_source(method)``: (views, labels)."""
+    return next(tiny_source(method).epoch(0))
+
+
+def tiny_config(method: str, output_dir, method_options: dict | None = None, **train):
+    """A resolved config for ``method`` on the tiny backbone; ``train`` overrides the train section."""
+    train = {"epochs": 1, "batch_size": BATCH, "checkpoint_every": 0, "log_every": 1, "progress": False,
+             "output_dir": str(output_dir), **train}
+    return resolve_config({"method": {"name": method, **METHOD_OPTIONS[method], **(method_options or {})},
+                           "backbone": {"name": "resnet18", "small_stem": True, "width": WIDTH},
+                           "data": {"corpus": "synthetic", "image_size": IMAGE_SIZE},
+                           "train": train})
+
+
+def read_log(run_dir) -> list[dict]:
+    """The events of a run's log.jsonl."""
+    import json  # noqa: PLC0415
+
+    path = run_dir / "log.jsonl"
+    if not path.exists():
+        return []
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]

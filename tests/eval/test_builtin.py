@@ -1,0 +1,66 @@
+"""Every built-in task end to end with a tiny encoder on a small shapes world from contrasting.data.builtin."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+
+from contrasting.eval import check_data, get_task, list_tasks, run_cell
+from contrasting.eval._adapters import world_tasks
+from tests.eval.conftest import tiny_backbone
+
+BUILTIN = [t.name for t in list_tasks(builtin=True)]
+EXPECTED = {  # task → (classes, metric); classes 0 for regression
+    "shapes-shape": (6, "top1"), "shapes-texture": (6, "top1"), "shapes-digit": (10, "top1"),
+    "shapes-count": (5, "top1"), "shapes-camera-shift": (4, "top1"), "shapes-segmentation": (7, "miou"),
+    "shapes-foreground": (0, "iou"), "shapes-depth": (0, "l1"),
+}
+
+
+def test_builtin_tasks_are_listed():
+    assert set(BUILTIN) == set(EXPECTED)
+
+
+@pytest.mark.parametrize("task", BUILTIN)
+def test_builtin_task_end_to_end(world_root, task):
+    spec = get_task(task)
+    assert check_data(spec, world_root).present
+    r = run_cell(tiny_backbone(), task, data_root=world_root, image_size=32, epochs=1 if spec.pixelwise else 5)
+    classes, metric = EXPECTED[task]
+    assert (r.metric, r.sizes["classes"]) == (metric, classes)
+    assert math.isfinite(r.value) and (r.value >= 0 if metric == "l1" else 0 <= r.value <= 1)
+    assert r.score == (r.value if spec.higher_is_better else -r.value)
+    assert r.sizes["test"] > 0 and r.sizes["val"] > 0 and r.timings["total_s"] > 0
+    assert r.versions["torch"] and r.task_version == spec.version
+    assert r.sizes["train"] + r.sizes["val"] == 180 and r.sizes["test"] == 60  # world val merged into train
+    assert r.to_dict()["selected"]["epochs"] == (1 if spec.pixelwise else 5)
+
+
+def test_world_contract(world_root):
+    """What this package assumes of the shapes world: its task names, depth units and where it lies."""
+    import contrasting.data.builtin as builtin
+    from contrasting.eval._adapters import world_dir
+    from contrasting.eval.tasks import WORLD_DEPTH_SCALE
+
+    assert {get_task(t).layout.options["world_task"] for t in BUILTIN} == set(world_tasks())
+    assert WORLD_DEPTH_SCALE == 1 / builtin.DEPTH_SCALE
+    folder = world_dir(world_root)
+    assert (folder / "manifest.json").is_file() and folder.parent == world_root
+    assert world_dir(folder) == folder  # a world folder given directly
+
+
+@pytest.mark.slow
+def test_default_world_is_built_on_first_use(tmp_path):
+    """A built-in task with no world present builds the default one (about 25 s on an idle 2-core machine)."""
+    r = run_cell(tiny_backbone(), "shapes-count", data_root=tmp_path, image_size=32, epochs=1)
+    assert r.sizes["test"] > 0
+    assert all(check_data(t, tmp_path).present for t in BUILTIN)
+
+
+def test_egohands_style_cell_deeplab_weighted_ce(world_root):
+    """The DeepLab head, weighted cross-entropy and mIoU without background (EgoHands' recipe) end to end."""
+    spec = get_task("shapes-segmentation").with_overrides(head="deeplab", loss="weighted_ce", metric="miou_no_bg",
+                                                          name="shapes-seg-deeplab")
+    r = run_cell(tiny_backbone(), spec, data_root=world_root, image_size=32, epochs=1)
+    assert r.metric == "miou_no_bg" and 0 <= r.value <= 1 and "miou" in r.metrics

@@ -1,0 +1,64 @@
+"""The `contrasting tasks` and `contrasting eval` subcommands (called as the entry points are)."""
+
+from __future__ import annotations
+
+import json
+from importlib import metadata
+
+import pytest
+import torch
+import torchvision
+
+from contrasting.eval import TASKS
+from contrasting.eval.cli import eval_command, main, tasks_command
+
+
+def test_entry_points_are_registered():
+    eps = {ep.name: ep.value for ep in metadata.entry_points(group="contrasting.commands")}
+    assert eps.get("eval") == "contrasting.eval.cli:eval_command"
+    assert eps.get("tasks") == "contrasting.eval.cli:tasks_command"
+
+
+def test_tasks_lists_every_task_with_presence(world_root, capsys):
+    assert tasks_command(["--data-root", str(world_root)]) == 0
+    out = capsys.readouterr().out
+    for name in TASKS:
+        assert name in out
+    assert f"{world_root}/oxford-iiit-pet/images" in out  # where it was looked for
+    assert tasks_command(["--data-root", str(world_root), "--json"]) == 0
+    rows = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    status = {r["task"]: r["data"] for r in rows}
+    assert status["shapes-shape"] == "present" and status["imagenet"] == "missing" and len(rows) == len(TASKS)
+
+
+def test_eval_runs_one_cell(world_root, capsys):
+    rc = eval_command(["--encoder", "random:resnet18", "--task", "shapes-digit", "--data-root", str(world_root),
+                       "--image-size", "32", "--epochs", "2", "--hparams", '[{"lr": 1e-3}, {"lr": 1e-2}]',
+                       "--quiet", "--device", "cpu"])
+    out = capsys.readouterr().out
+    assert rc == 0 and "test top1 = " in out and "higher is better" in out and out.count("setting lr=") == 2
+    rc = main(["eval", "--encoder", "random:resnet18", "--task", "shapes-digit", "--data-root", str(world_root),
+               "--image-size", "32", "--epochs", "1", "--json", "--quiet"])
+    result = json.loads(capsys.readouterr().out)
+    assert rc == 0 and result["task"] == "shapes-digit" and result["metric"] == "top1"
+
+
+def test_eval_missing_data_names_task_path_and_layout(tmp_path, capsys):
+    rc = eval_command(["--encoder", "random:resnet18", "--task", "dtd", "--data-root", str(tmp_path), "--quiet"])
+    err = capsys.readouterr().err
+    assert rc == 2 and "task 'dtd'" in err and str(tmp_path / "dtd") in err and "labels/{train,val,test}1.txt" in err
+
+
+def test_eval_unknown_task_and_bad_checkpoint(world_root, tmp_path, capsys):
+    assert eval_command(["--encoder", "random", "--task", "nope", "--quiet"]) == 2
+    assert "unknown task 'nope'" in capsys.readouterr().err
+    bad = tmp_path / "weird.pth"
+    torch.save({"trunk.x." + k: v for k, v in torchvision.models.resnet18().state_dict().items()}, bad)
+    rc = eval_command(["--encoder", str(bad), "--task", "shapes-digit", "--data-root", str(world_root), "--quiet"])
+    assert rc == 2 and str(bad) in capsys.readouterr().err
+
+
+def test_usage(capsys):
+    assert main([]) == 2
+    with pytest.raises(SystemExit):
+        eval_command(["--task", "pets"])  # --encoder is required
