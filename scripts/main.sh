@@ -1,8 +1,7 @@
 #!/usr/bin/env bash
-# The main job. Until the eval package's demo grid exists, it runs the loss benchmarks in their quick CPU
-# mode (fused vs reference in the same run) and prints the comparison table; the JSON lands in runs/.
+# The main job: the demo study on the built-in shapes world (build the world, pre-train SimCLR, MoCo v2 and
+# SwAV on three corpora plus the supervised and random baselines, run the grid over every built-in task,
+# write the report). Resumable: a rerun reuses finished runs and cells. Extra arguments go to
+# `contrasting demo` (e.g. --full, --out DIR).
 source "$(dirname "$0")/env.sh"
-mkdir -p runs
-out="runs/bench-$(date -u +%Y%m%dT%H%M%SZ).json"
-pytest bench/ -q -k quick --benchmark-only --benchmark-json "$out" "$@"
-python -m bench.summarize "$out"
+contrasting demo "$@"

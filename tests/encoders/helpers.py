@@ -52,14 +52,14 @@ def tiny_batch(method: str):
     return next(tiny_source(method).epoch(0))
 
 
-def tiny_config(method: str, output_dir, method_options: dict | None = None, **train):
+def tiny_config(method: str, output_dir, method_options: dict | None = None, optim: dict | None = None, **train):
     """A resolved config for ``method`` on the tiny backbone; ``train`` overrides the train section."""
     train = {"epochs": 1, "batch_size": BATCH, "checkpoint_every": 0, "log_every": 1, "progress": False,
              "output_dir": str(output_dir), **train}
     return resolve_config({"method": {"name": method, **METHOD_OPTIONS[method], **(method_options or {})},
                            "backbone": {"name": "resnet18", "small_stem": True, "width": WIDTH},
                            "data": {"corpus": "synthetic", "image_size": IMAGE_SIZE},
-                           "train": train})
+                           "optim": optim or {}, "train": train})
 
 
 def read_log(run_dir) -> list[dict]:

@@ -3,11 +3,16 @@
 from __future__ import annotations
 
 import math
+import os
+import subprocess
+import sys
+from pathlib import Path
 
+import pytest
 import torch
 
 from contrasting.encoders import pretrain
-from tests.distributed_harness import run_on_ranks
+from tests.distributed_harness import free_port, run_on_ranks
 
 from .helpers import read_log, tiny_config, tiny_source
 
@@ -40,3 +45,21 @@ def test_two_processes_stay_in_lockstep(tmp_path):
     # both ranks enqueue the keys of both: 2 steps × 8 keys × 2 ranks, the same rows on each rank
     assert results[0]["mocov2"]["queue_ptr"] == results[1]["mocov2"]["queue_ptr"] == 32
     assert torch.equal(results[0]["mocov2"]["queue"], results[1]["mocov2"]["queue"])
+
+
+@pytest.mark.slow
+def test_the_deepspeed_launcher_runs_the_same_command(tmp_path):
+    script = Path(sys.executable).parent / "contrasting"
+    if not script.exists():
+        pytest.skip("the contrasting console script is not installed")
+    run = tmp_path / "run"
+    env = {k: v for k, v in os.environ.items() if k not in ("RANK", "WORLD_SIZE", "LOCAL_RANK", "MASTER_PORT")}
+    env["DS_ACCELERATOR"] = "cpu"
+    subprocess.run([sys.executable, "-m", "deepspeed.launcher.runner", "--num_accelerators", "2",
+                    "--master_port", str(free_port()), str(script), "pretrain", "--method", "mocov2", "--corpus",
+                    "synthetic", "--backbone", "resnet18", "--small-stem", "--image-size", "32", "--batch-size", "8",
+                    "--max-steps", "2", "--output", str(run), "--no-progress", "backbone.width=8",
+                    "method.queue_size=64", "data.options.num_images=64", "train.log_every=1"],
+                   check=True, env=env, timeout=600, capture_output=True)
+    start = next(e for e in read_log(run) if e["event"] == "start")
+    assert start["world_size"] == 2 and [e["step"] for e in read_log(run) if e["event"] == "step"] == [1, 2]

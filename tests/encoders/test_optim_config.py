@@ -60,9 +60,10 @@ def test_unknown_optimizer_lists_the_valid_ones():
 
 def test_method_defaults_follow_the_papers():
     simclr = resolve_config({"method": {"name": "simclr"}})
-    assert simclr.optimizer == "lars" and simclr.zero_stage == 0
+    assert simclr.optimizer == "lars" and simclr.zero_stage_for(8) == 0
     moco = resolve_config({"method": {"name": "mocov2"}})
-    assert (moco.optimizer, moco.optimizer_options["lr"], moco.zero_stage) == ("sgd", 0.03, 1)
+    assert (moco.optimizer, moco.optimizer_options["lr"], moco.zero_stage_for(8)) == ("sgd", 0.03, 1)
+    assert moco.zero_stage_for(1) == 0  # one process: nothing to partition
     assert moco.method_config().temperature == 0.2
     assert resolve_config({"method": {"name": "mocov1"}}).method_config().temperature == 0.07
     swav = resolve_config({"method": {"name": "swav"}})

@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from contrasting.encoders import load_backbone, load_run_backbone, pretrain
-from contrasting.encoders.checkpoints import CheckpointManager
+from contrasting.encoders.checkpoints import CheckpointError, CheckpointManager
 from contrasting.encoders.trainer import NonFiniteLossError
 
 from .helpers import read_log, tiny_config, tiny_source
@@ -24,7 +24,7 @@ def _model_states(run_dir, tag):
 
 
 def test_mocov2_zero1_checkpoints_queue_and_export(tmp_path):
-    config = tiny_config("mocov2", tmp_path, max_steps=3, checkpoint_every=2)
+    config = tiny_config("mocov2", tmp_path, max_steps=3, checkpoint_every=2, zero_stage=1)
     result = pretrain(config, tiny_source("mocov2"))
     assert result.steps == 3 and math.isfinite(result.final_loss)
     assert [e["step"] for e in _steps(tmp_path)] == [1, 2, 3]
@@ -53,9 +53,8 @@ def test_simclr_lars_with_gradient_accumulation_follows_the_schedule(tmp_path):
 
 def test_swav_prototypes_stay_normalised_and_frozen_under_zero(tmp_path):
     # SGD + ZeRO-1: the prototype projection must also reach the optimizer's fp32 master copy
-    config = tiny_config("swav", tmp_path, max_steps=3, checkpoint_every=1, keep_checkpoints=5)
-    config.optimizer, config.optimizer_options = "sgd", {"lr": 0.5}
-    assert config.zero_stage == 1
+    config = tiny_config("swav", tmp_path, optim={"name": "sgd", "lr": 0.5}, max_steps=3, checkpoint_every=1,
+                         keep_checkpoints=5, zero_stage=1)
     pretrain(config, tiny_source("swav"))
     protos = [_model_states(tmp_path, f"step_0000000{s}")["module"]["prototypes.weight"] for s in (1, 2, 3)]
     torch.testing.assert_close(protos[0].norm(dim=1), torch.ones(16))
@@ -91,15 +90,25 @@ def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(tmp_path):
     assert all(torch.isfinite(v).all() for v in module.values() if v.is_floating_point())
 
 
-def test_bf16_autocast_keeps_weights_and_batchnorm_fp32(tmp_path):
-    config = tiny_config("supervised", tmp_path, max_steps=1, precision="bf16")
+@pytest.mark.parametrize("precision", ["bf16", "fp16"])
+def test_autocast_keeps_weights_and_batchnorm_fp32(tmp_path, precision):
+    config = tiny_config("supervised", tmp_path, max_steps=1, precision=precision)
     result = pretrain(config, tiny_source("supervised"))
     assert math.isfinite(result.final_loss)
     module = _model_states(tmp_path, "step_00000001")["module"]
     assert module["backbone.bn1.running_var"].dtype == torch.float32
     assert module["backbone.conv1.weight"].dtype == torch.float32
     generated = json.loads(json.dumps(read_log(tmp_path)[0]["config"]))
-    assert generated["train"]["precision"] == "bf16"
+    assert generated["train"]["precision"] == precision
+
+
+def test_existing_checkpoints_are_never_overwritten_by_a_new_run(tmp_path):
+    config = tiny_config("simclr", tmp_path, max_steps=1)
+    pretrain(config, tiny_source("simclr"))
+    with pytest.raises(CheckpointError, match="already holds checkpoints"):
+        pretrain(tiny_config("simclr", tmp_path, max_steps=1, resume=False), tiny_source("simclr"))
+    with pytest.raises(CheckpointError, match=r"different run \(differs in batch_size\)"):
+        pretrain(tiny_config("simclr", tmp_path, max_steps=2, batch_size=4), tiny_source("simclr", batch_size=4))
 
 
 def test_random_baseline_is_exported_without_training(tmp_path):

@@ -8,7 +8,8 @@ Layout of ``<run>/checkpoints/``::
         mp_rank_00_model_states.pt      module (with momentum encoder, queues: buffers), client state
         *_optim_states.pt               optimizer (ZeRO partitions: one file per rank)
         rng_rank<r>.pt                  each rank's torch / CUDA / numpy / python RNG states
-        complete.json                   step, world size, file sizes (written last, before the rename)
+        complete.json                   step, world size, run fingerprint, file sizes (written last, before
+                                        the rename)
     .staging/step_00002000/     a checkpoint being written (never read; removed by the next save)
     .trash-step_00000000/       an old checkpoint being deleted (never read)
 
@@ -122,9 +123,10 @@ class CheckpointManager:
         """The ``complete.json`` of a committed checkpoint."""
         return json.loads((self.directory / tag / COMPLETE).read_text())
 
-    def save(self, engine, step: int, client_state: dict) -> str:
+    def save(self, engine, step: int, client_state: dict, meta: dict | None = None) -> str:
         """Checkpoint ``engine`` after ``step`` steps (collective: every rank calls it); returns the tag.
 
+        ``meta`` (JSON data) goes into ``complete.json``, readable without loading the checkpoint.
         Nothing is written when that tag is already committed (same step, same state).
         """
         tag = tag_for(step)
@@ -145,7 +147,7 @@ class CheckpointManager:
                     with open(p, "rb") as f:
                         os.fsync(f.fileno())
             record = {"format_version": FORMAT_VERSION, "step": step, "world_size": self.info.world_size,
-                      "time": time.time(), "files": _files_manifest(folder)}
+                      "time": time.time(), "meta": meta or {}, "files": _files_manifest(folder)}
             atomic_write_bytes(folder / COMPLETE, json.dumps(record, indent=1).encode())
             if (self.directory / tag).exists():  # an uncommitted leftover of the same tag
                 shutil.rmtree(self.directory / tag)

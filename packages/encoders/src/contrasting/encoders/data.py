@@ -41,9 +41,13 @@ class BatchSource(Protocol):
 
     num_classes: int | None
 
-    def __len__(self) -> int: ...
+    def __len__(self) -> int:
+        """Micro-batches per epoch on this rank."""
+        ...
 
-    def epoch(self, epoch: int, start: int = 0) -> Iterator[Batch]: ...
+    def epoch(self, epoch: int, start: int = 0) -> Iterator[Batch]:
+        """The (views, labels) batches of ``epoch`` from batch ``start`` on; the same for the same arguments."""
+        ...
 
 
 class IterableSource:

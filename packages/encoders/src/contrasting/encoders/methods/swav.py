@@ -2,7 +2,7 @@
 
     z_v = normalize(g(f(x_v)))      for every view v (2 large crops first, then the small ones)
     s_v = z_v · Cᵀ                  C: K prototypes, projected onto the unit sphere before every step
-    L   = swav_loss([s_v], τ, ε, assign_views)              (``contrasting.losses.swav``)
+    L   = swav_loss([s_v], τ, ε, assign_views)              (``contrasting.losses``)
 
 ``swav_loss`` computes the targets q_v = sinkhorn(s_v) for the assign views (SwAV's crops_for_assign)
 and the cross-entropy of every other view's softmax(s_u/τ) against them. Views of one size go through
@@ -25,7 +25,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from contrasting.losses.swav import SwAVLoss
+from contrasting.losses import SwAVLoss
 
 from ..backbones import ResNet
 from ._base import Method, SetParam, check_views, encode_views, world_size

@@ -1,0 +1,773 @@
+"""``contrasting demo``: the whole study on the built-in world, end to end, on a CPU.
+
+    contrasting demo                         # quick preset: ~15 min on an idle 2-core CPU, no GPU
+    contrasting demo --full                  # longer pre-training (~1 h) for clearer statistics
+    contrasting demo --out runs/demo --workers 2 --budget-minutes 25
+
+Steps (each resumable; a rerun reuses everything that is finished):
+
+1. **World.** ``contrasting.data.builtin.build_world`` with the preset's ``WorldConfig`` (32 px, half the default
+   sizes for the quick preset), cached by parameter hash under ``<data root>/`` (default
+   ``$CONTRASTING_DATA/demo`` or ``~/.cache/contrasting/builtin/demo``: a folder of its own, so that the
+   built-in tasks of ``contrasting eval`` keep finding the default world).
+2. **Pre-training.** One ``contrasting pretrain`` subprocess per (method × corpus) — SimCLR, MoCo v2 and SwAV on
+   every corpus of the preset — plus the supervised baseline (the labels of the preset's ``supervised_corpus``)
+   and the random baseline (``--method random``: the untrained initialisation, exported like the others). A run
+   has a fixed number of optimizer steps (the preset's, scaled by ``--budget-minutes``); ``--workers`` runs go
+   in parallel with ``cores // workers`` threads each. Run directories are
+   ``<out>/pretrain/<method>-<corpus>-<hash>``, the hash covering the run's configuration: a run with
+   ``demo-done.json`` is reused, an interrupted one resumes from its last checkpoint (the trainer's
+   ``train.resume``), a changed preset trains new ones.
+3. **Grid.** A grid spec (``<out>/grid.yaml``: every encoder × every task of the preset, with the metadata the
+   analysis needs: method, corpus, corpus size, epochs, the balanced/unbalanced pair ``shapes``/``shapes-lt``,
+   the supervised/random roles, the reference task and each task's ``similar_corpus`` from the data registry)
+   run by ``contrasting.eval.runner.run_grid`` into ``<out>/grid.sqlite`` (finished cells are
+   kept across runs). Cells run through ``demo_cell``: the protocol's ``run_cell`` at the preset's image size,
+   with cheap schedules — image-level tasks on cached features, selecting among a few settings on the
+   validation split; pixel-wise tasks with the U-Net head for few epochs.
+4. **Report.** ``contrasting.eval.report.build_report`` into ``<out>/report/`` (HTML, Markdown, CSV, figures;
+   ``figures/scatter_vs_reference.png`` is the main figure); the findings, their verdicts and their bootstrap
+   confidences are printed, and ``<out>/demo.json`` records what ran, what was reused, the wall and CPU time
+   of every step and the findings.
+
+Presets (``PRESETS``): ``quick`` (the default), ``full`` (``--full``), ``tiny`` (the test suite's: two corpora,
+two methods, two tasks, a handful of steps).
+
+Reference task and supervised baseline. The study's reference is ImageNet classification, the task whose labels
+its supervised encoder learned. Here that role goes to ``shapes-texture`` and the supervised baseline learns the
+texture families of the ``textures`` corpus: at 32 px and a CPU-minute budget the dominant-shape classes are not
+learnable (measured on the quick preset's world: supervised pre-training on ``shapes`` stays at a loss of ln 6,
+and a ResNet-18 trained end to end on shape-cls's 750 training images is at chance on its test split, at 64 px
+too), so ``shapes-shape`` could not separate any encoder from chance, while texture families are learned within
+the budget (the supervised encoder's probe reaches ~0.55 top-1 against ~0.3 for the random encoder).
+
+How much the quick demo can show (measured on the 2-core development machine, 13:48 wall / 24:27 CPU): every
+self-supervised run gets ~75 CPU-s; the best one's probe is 16 points above the random encoder's on the reference
+(0.45 vs 0.29 top-1), the SSL and supervised encoders halve the random encoder's depth error, but shape, digit,
+count and camera-shift stay near chance for every encoder, the one-epoch segmentation head predicts background
+(mIoU ~0.13 for all) and SwAV's loss stays at ln(prototypes). With one seed and 300 test images per task the
+verdicts rest on differences of a few points: the report gives each finding's bootstrap confidence (most are
+moderate or low) and its warnings; ``--full`` pre-trains ~4x longer on the full-size world.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import dataclasses
+import hashlib
+import json
+import math
+import os
+import resource
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+EXECUTOR = "contrasting.eval.demo:demo_cell"
+DONE = "demo-done.json"
+SUMMARY = "demo.json"
+SSL_METHODS = ("simclr", "mocov2", "swav")
+TITLES = {"simclr": "SimCLR", "mocov2": "MoCoV2", "swav": "SwAV", "supervised": "Supervised", "random": "Random"}
+BALANCED_PAIR = ("shapes", "shapes-lt")  # (balanced, unbalanced): the same scenes, the study's ImageNet / log-ImageNet
+# CPU seconds of one optimizer step of 128 images at 32 px, width 16 (augmentation included), measured on the
+# 2-core development machine: MoCo's key encoder runs forward only, SwAV adds two small crops (with SwAV's six
+# it costs 4.7 s, mostly augmentation), supervised has one view. Used to start the costliest runs first.
+STEP_COST = {"simclr": 2.1, "mocov2": 1.75, "swav": 2.8, "supervised": 0.8, "random": 0.0}
+DEMO_HPARAMS = "demo"
+
+
+# ------------------------------------------------------------------------------------------------ presets
+
+
+@dataclass(frozen=True)
+class Preset:
+    """Everything a demo run does. ``minutes``: nominal wall time on an idle 2-core CPU (world generation,
+    pre-training, grid and report), of which ``pretrain_minutes`` pre-training (the part ``--budget-minutes``
+    scales). World: ``resolution`` px, every corpus and split scaled by ``scale``. Encoders: ResNet-18 with
+    the small stem at ``width``; ``ssl_steps`` optimizer steps of ``batch_size`` images for every
+    self-supervised run (the same for all methods, so that pairs compare equal epochs), ``supervised_steps``
+    for the supervised baseline on ``supervised_corpus``. Grid: ``tasks`` (None: every built-in task),
+    ``reference_task`` (the study's ImageNet: the image-level semantic task whose labels the supervised baseline
+    learned),
+    ``image_hparams`` / ``pixel_hparams`` (``Schedule`` settings selected among on the validation split),
+    ``seeds``; ``n_boot`` bootstrap replicates per finding."""
+
+    name: str
+    description: str
+    minutes: float
+    pretrain_minutes: float
+    corpora: tuple[str, ...]
+    methods: tuple[str, ...] = SSL_METHODS
+    tasks: tuple[str, ...] | None = None
+    resolution: int = 32
+    scale: float = 0.5
+    world_seed: int = 0
+    gallery: int = 16
+    width: int = 16
+    batch_size: int = 128
+    ssl_steps: int = 50
+    supervised_steps: int = 50
+    supervised_corpus: str = "textures"
+    reference_task: str = "shapes-texture"
+    checkpoint_every: int = 10
+    image_hparams: tuple = ({"lr": 1e-2, "epochs": 30}, {"lr": 1e-3, "epochs": 30})
+    pixel_hparams: tuple = ({"lr": 3e-3, "epochs": 1, "batch_size": 16},)
+    seeds: tuple[int, ...] = (0,)
+    n_boot: int = 500
+
+    def scaled(self, budget_minutes: float | None) -> Preset:
+        """This preset with its pre-training steps scaled so that its nominal time is ``budget_minutes``
+        (evaluation and world generation stay as they are); itself when None."""
+        if budget_minutes is None:
+            return self
+        fixed = self.minutes - self.pretrain_minutes
+        factor = max(0.05, (budget_minutes - fixed) / self.pretrain_minutes)
+        return dataclasses.replace(self, minutes=budget_minutes, pretrain_minutes=self.pretrain_minutes * factor,
+                                   ssl_steps=max(1, round(self.ssl_steps * factor)),
+                                   supervised_steps=max(1, round(self.supervised_steps * factor)))
+
+
+PRESETS: dict[str, Preset] = {
+    # CPU budget (2 cores, measured per step on the development machine): pre-training ~840 CPU-s (36 steps x 3
+    # corpora x 6.65 s for the three methods, 40 supervised steps, ~8 s of start-up per run), evaluation
+    # ~600 CPU-s (88 cells), world ~17 s, report ~6 s: ~1,460 CPU-s, i.e. ~12-14 min of wall time on 2 idle cores.
+    "quick": Preset(
+        "quick", "3 methods x 3 corpora + supervised + random, every built-in task, 32 px, half-size world, 1 seed",
+        minutes=14.0, pretrain_minutes=7.0, corpora=("shapes", "shapes-lt", "textures"), ssl_steps=36,
+        supervised_steps=40),
+    # ~3,200 CPU-s of pre-training (112 steps x 4 corpora: ~235 CPU-s per SimCLR run) and ~3,200 CPU-s of
+    # evaluation (14 encoders on the full-size world, three probe settings, two pixel-wise epochs): ~55-60 min.
+    "full": Preset(
+        "full", "3 methods x 4 corpora + supervised + random, every built-in task, 32 px, full-size world, 1 seed",
+        minutes=58.0, pretrain_minutes=28.0, corpora=("shapes", "shapes-lt", "textures", "digits"), scale=1.0,
+        ssl_steps=112, supervised_steps=150, checkpoint_every=20,
+        image_hparams=({"lr": 1e-2, "epochs": 40}, {"lr": 3e-3, "epochs": 40}, {"lr": 1e-3, "epochs": 40}),
+        pixel_hparams=({"lr": 3e-3, "epochs": 2, "batch_size": 16},), n_boot=1000),
+    "tiny": Preset(
+        "tiny", "the test suite's: MoCo v2 and SwAV x shapes / shapes-lt + baselines, 2 tasks, two steps per run",
+        minutes=1.5, pretrain_minutes=0.8, corpora=("shapes", "shapes-lt"), methods=("mocov2", "swav"),
+        tasks=("shapes-shape", "shapes-foreground"),
+        scale=0.04, gallery=0, width=8, batch_size=32, ssl_steps=2, supervised_steps=2, supervised_corpus="shapes",
+        reference_task="shapes-shape", checkpoint_every=1, image_hparams=({"lr": 1e-2, "epochs": 2},),
+        pixel_hparams=({"lr": 1e-3, "epochs": 1, "batch_size": 32},), n_boot=20),
+}
+
+
+def method_layer(method: str, preset: Preset, steps: int, corpus_size: int) -> dict:
+    """The ``method``/``optim`` config sections of one run: the papers' methods with settings for runs of a few
+    dozen steps on a corpus of ``corpus_size`` images — warm-up over 10 % of the steps; SimCLR's LARS at the
+    peak rate of its large-batch recipe (4.8: LARS steps are relative to each weight's norm, so a short run needs
+    the large rate); MoCo v2's queue no longer than the corpus and momentum 0.99 (0.999 would leave the key
+    encoder at its initialisation for the whole run); SwAV with 100 prototypes for a corpus of ~1,000 images,
+    frozen for the first 5 % of the steps, LARS at 1.2 (at 4.8 its 32 px texture probe fell below the random
+    encoder's) and two small crops instead of six (SwAV's "2x224 + 2x96" ablation; six cost 1.7x the CPU);
+    supervised SGD at 0.05 (0.1 and above diverge in the first steps and never recover within such a run).
+    A ``data`` section, when returned, is merged into the run's."""
+    per_epoch = max(1, corpus_size // preset.batch_size)
+    warmup = round(max(1.0, 0.1 * steps) / per_epoch, 4)
+    if method == "simclr":
+        return {"method": {"name": "simclr", "temperature": 0.2},
+                "optim": {"lr": 4.8, "scale_lr_with_batch": False, "warmup_epochs": warmup}}
+    if method == "mocov2":
+        queue = max(preset.batch_size, min(4096, (corpus_size // preset.batch_size) * preset.batch_size))
+        return {"method": {"name": "mocov2", "queue_size": queue, "momentum": 0.99},
+                "optim": {"lr": 0.06, "scale_lr_with_batch": False, "warmup_epochs": warmup}}
+    if method == "swav":
+        return {"method": {"name": "swav", "prototypes": 100, "freeze_prototypes_steps": max(1, steps // 20)},
+                "optim": {"lr": 1.2, "scale_lr_with_batch": False, "warmup_epochs": warmup, "final_lr_ratio": 0.001},
+                "data": {"options": {"n_local": 2}}}
+    if method == "supervised":
+        return {"method": {"name": "supervised"},
+                "optim": {"lr": 0.05, "scale_lr_with_batch": False, "warmup_epochs": warmup}}
+    if method == "random":
+        return {"method": {"name": "random"}}
+    raise ValueError(f"method: expected one of {', '.join(TITLES)}, got {method!r}")
+
+
+# ------------------------------------------------------------------------------------------------- world
+
+
+def default_data_root() -> Path:
+    """``<the built-in data cache root>/demo``: beside the default world, in a folder of its own."""
+    from contrasting.data.builtin import resolve_root  # noqa: PLC0415
+
+    return resolve_root(None) / "demo"
+
+
+def world_config(preset: Preset):
+    """The ``WorldConfig`` of a preset: its corpora (and the supervised one) and the tasks it evaluates."""
+    from contrasting.data.builtin import SceneSpec, WorldConfig  # noqa: PLC0415
+
+    corpora = tuple(dict.fromkeys([*preset.corpora, preset.supervised_corpus]))
+    return WorldConfig(seed=preset.world_seed, scene=SceneSpec(resolution=preset.resolution), scale=preset.scale,
+                       corpora=corpora, tasks=tuple(world_task(t) for t in eval_tasks(preset)),
+                       gallery=preset.gallery)
+
+
+def eval_tasks(preset: Preset) -> list[str]:
+    """The evaluation task names of a preset (every built-in task of the catalog when it names none)."""
+    from contrasting.eval.tasks import get_task, list_tasks  # noqa: PLC0415
+
+    if preset.tasks is None:
+        return [t.name for t in list_tasks(builtin=True)]
+    for name in preset.tasks:
+        if not get_task(name).builtin:
+            raise ValueError(f"task {name!r} is not a built-in task")
+    return list(preset.tasks)
+
+
+def world_task(task: str) -> str:
+    """The data registry's name of a built-in evaluation task (``shapes-shape`` → ``shape-cls``)."""
+    from contrasting.eval.tasks import get_task  # noqa: PLC0415
+
+    return get_task(task).layout.options["world_task"]
+
+
+def similar_corpora(task: str) -> list[str]:
+    """Corpora whose data the task's resembles (the data registry's ``similar_tasks``, read backwards)."""
+    from contrasting.data.builtin import get_corpus, list_corpora  # noqa: PLC0415
+
+    wt = world_task(task)
+    return [c for c in list_corpora() if wt in get_corpus(c).similar_tasks]
+
+
+# ---------------------------------------------------------------------------------------------- pre-training
+
+
+@dataclass(frozen=True)
+class PretrainRun:
+    """One pre-training run: the grid's encoder ``name``, ``method``, ``corpus`` (None for random), optimizer
+    ``steps``, its config ``layer`` (what ``contrasting pretrain --config`` reads), its directory, and the
+    analysis metadata (``corpus_size``, pre-training ``epochs``)."""
+
+    name: str
+    method: str
+    corpus: str | None
+    steps: int
+    layer: dict
+    dir: Path
+    corpus_size: int | None = None
+    epochs: float | None = None
+
+    @property
+    def done(self) -> bool:
+        """Finished earlier (``demo-done.json`` and the exported backbone are there)."""
+        return (self.dir / DONE).is_file() and (self.dir / "backbone.pt").is_file()
+
+    @property
+    def backbone(self) -> Path:
+        """The exported backbone."""
+        return self.dir / "backbone.pt"
+
+    @property
+    def cost(self) -> float:
+        """Relative CPU cost, to start the longest runs first."""
+        return STEP_COST.get(self.method, 1.0) * self.steps
+
+
+def _digest(obj) -> str:
+    return hashlib.sha256(json.dumps(obj, sort_keys=True, separators=(",", ":")).encode()).hexdigest()[:10]
+
+
+def plan_runs(preset: Preset, world, out: Path) -> list[PretrainRun]:
+    """The pre-training runs of a preset on ``world``: random, supervised, then method × corpus."""
+    base = {"backbone": {"name": "resnet18", "small_stem": True, "width": preset.width}}
+    jobs = [("random", None, 0), ("supervised", preset.supervised_corpus, preset.supervised_steps)]
+    jobs += [(m, c, preset.ssl_steps) for m in preset.methods for c in preset.corpora]
+    runs = []
+    for method, corpus, steps in jobs:
+        layer = {**base, **method_layer(method, preset, max(steps, 1), _corpus_size(world, corpus))}
+        size = None
+        if corpus is not None:
+            size = world.corpora[corpus].size
+            per_epoch = max(1, size // preset.batch_size)
+            layer["data"] = {"corpus": str(world.corpora[corpus].root), "image_size": preset.resolution,
+                             "executor": "torchvision", "workers": 1, **layer.get("data", {})}
+            layer["train"] = {"epochs": math.ceil(steps / per_epoch), "max_steps": steps,
+                              "batch_size": preset.batch_size, "seed": 0, "precision": "fp32",
+                              "checkpoint_every": preset.checkpoint_every, "keep_checkpoints": 1,
+                              "log_every": max(1, min(5, steps // 10)), "progress": False, "resume": True}
+        else:
+            layer["train"] = {"seed": 0, "progress": False}
+        # The directory's hash covers the configuration, with the corpus named by world key and name (not path).
+        ident = json.loads(json.dumps(layer))
+        if corpus is not None:
+            ident["data"]["corpus"] = f"builtin:{world.key}/{corpus}"
+        slug = method if corpus is None else f"{method}-{corpus}"
+        run_dir = out / "pretrain" / f"{slug}-{_digest(ident)}"
+        layer["train"]["output_dir"] = str(run_dir)
+        name = TITLES[method] if method == "random" else f"{TITLES[method]}-{corpus}"
+        epochs = None if size is None else round(steps * preset.batch_size / size, 3)
+        runs.append(PretrainRun(name, method, corpus, steps, layer, run_dir, size, epochs))
+    return runs
+
+
+def _corpus_size(world, corpus: str | None) -> int:
+    return 0 if corpus is None else world.corpora[corpus].size
+
+
+def _child_env(threads: int) -> dict:
+    env = {k: v for k, v in os.environ.items()
+           if k not in ("RANK", "WORLD_SIZE", "LOCAL_RANK", "LOCAL_WORLD_SIZE", "MASTER_ADDR", "MASTER_PORT")}
+    env.update(OMP_NUM_THREADS=str(threads), MKL_NUM_THREADS=str(threads), PYTHONUNBUFFERED="1")
+    env.setdefault("PYTHONWARNINGS", "ignore")
+    return env
+
+
+@dataclass
+class _Running:
+    run: PretrainRun
+    proc: subprocess.Popen
+    started: float
+    log_pos: int = 0
+    step: int = 0
+    total: int = 0
+    loss: float | None = None
+    ips: float | None = None
+    resumed_from: int | None = None
+    last_print: float = 0.0
+    printed_step: int = -1
+
+
+@dataclass
+class PretrainSummary:
+    """What the pre-training step did: runs reused, run now, failed (name → last lines of its log)."""
+
+    reused: list[str] = field(default_factory=list)
+    ran: list[str] = field(default_factory=list)
+    failed: dict[str, str] = field(default_factory=dict)
+    wall_s: float = 0.0
+    cpu_s: float = 0.0
+
+
+def _fmt_s(s: float) -> str:
+    s = int(round(s))
+    return f"{s // 3600}:{s // 60 % 60:02d}:{s % 60:02d}" if s >= 3600 else f"{s // 60}:{s % 60:02d}"
+
+
+def _read_events(r: _Running) -> list[dict]:
+    path = r.run.dir / "log.jsonl"
+    try:
+        with open(path, "rb") as f:
+            f.seek(r.log_pos)
+            data = f.read()
+    except OSError:
+        return []
+    end = data.rfind(b"\n")
+    if end < 0:
+        return []
+    r.log_pos += end + 1
+    events = []
+    for line in data[:end].splitlines():
+        with contextlib.suppress(ValueError):
+            events.append(json.loads(line))
+    return events
+
+
+def _follow(r: _Running) -> None:
+    """Update a running run's step, loss and throughput from the new lines of its ``log.jsonl``."""
+    for e in _read_events(r):
+        if e.get("event") == "step":
+            r.step, r.loss, r.ips = int(e.get("step", r.step)), e.get("loss"), e.get("images_per_s")
+        elif e.get("event") == "resume":
+            r.step = r.resumed_from = int(e.get("step", 0))
+        elif e.get("event") == "start":
+            r.total = int(e.get("total_steps", r.total))
+
+
+def _tail(path: Path, lines: int = 12) -> str:
+    try:
+        text = path.read_text(errors="replace")
+    except OSError:
+        return "(no log)"
+    return "\n".join(text.strip().splitlines()[-lines:])
+
+
+def run_pretraining(runs: list[PretrainRun], *, workers: int, threads: int, say: Callable[[str], None],
+                    interval_s: float = 15.0, poll_s: float = 1.0) -> PretrainSummary:
+    """Run every unfinished run as a ``contrasting pretrain`` subprocess, ``workers`` at a time (costliest
+    first), printing progress from the runs' ``log.jsonl`` (a line per run every ``interval_s`` while it advances,
+    every ``4 * interval_s`` when it does not; ``math.inf``: start and end lines only); finished ones are reused.
+    A run that fails is reported (its log's tail) and left out; Ctrl-C stops the running ones (rerun to resume
+    them)."""
+    summary = PretrainSummary(reused=[r.name for r in runs if r.done])
+    queue = sorted((r for r in runs if not r.done), key=lambda r: -r.cost)
+    total = len(runs)
+    for name in summary.reused:
+        say(f"[pretrain] reusing finished run {name}")
+    running: list[_Running] = []
+    t0 = time.monotonic()
+
+    def finished_count() -> int:
+        return len(summary.reused) + len(summary.ran) + len(summary.failed)
+
+    try:
+        while queue or running:
+            while queue and len(running) < workers:
+                run = queue.pop(0)
+                run.dir.mkdir(parents=True, exist_ok=True)
+                cfg = run.dir / "demo-config.yaml"
+                _write_yaml(cfg, run.layer)
+                resume = (run.dir / "checkpoints").is_dir()
+                with open(run.dir / "pretrain.log", "ab") as log:
+                    proc = subprocess.Popen([sys.executable, "-m", "contrasting.encoders", "pretrain", "--config",
+                                             str(cfg), "--no-progress"], stdout=log, stderr=subprocess.STDOUT,
+                                            env=_child_env(threads), cwd=run.dir, start_new_session=True,
+                                            preexec_fn=_die_with_parent)
+                r = _Running(run, proc, time.monotonic(), total=run.steps)
+                r.log_pos = (run.dir / "log.jsonl").stat().st_size if (run.dir / "log.jsonl").is_file() else 0
+                running.append(r)
+                say(f"[pretrain] started {run.name}: {run.method}, {run.steps} steps"
+                    + (" (resuming from its last checkpoint)" if resume else "") + f"  [{run.dir}]")
+            time.sleep(poll_s)
+            now = time.monotonic()
+            for r in list(running):
+                code = r.proc.poll()  # before reading: the events of a finished run are then all there
+                _follow(r)
+                if code is None:
+                    due = now - r.last_print >= (interval_s if r.step != r.printed_step else 4 * interval_s)
+                    if r.step and due:
+                        r.last_print, r.printed_step = now, r.step
+                        loss = f", loss {r.loss:.3f}" if r.loss is not None else ""
+                        ips = f", {r.ips:.0f} img/s" if r.ips else ""
+                        say(f"[pretrain] {r.run.name}: step {r.step}/{r.total}{loss}{ips}, "
+                            f"{_fmt_s(now - r.started)} elapsed")
+                    continue
+                running.remove(r)
+                if code == 0 and r.run.backbone.is_file():
+                    _write_json(r.run.dir / DONE, {"name": r.run.name, "method": r.run.method,
+                                                   "corpus": r.run.corpus, "steps": r.run.steps,
+                                                   "last_loss": r.loss, "wall_s": round(now - r.started, 1),
+                                                   "finished": time.time()})
+                    summary.ran.append(r.run.name)
+                    loss = f", last loss {r.loss:.3f}" if r.loss is not None else ""
+                    say(f"[pretrain] {finished_count()}/{total} done {r.run.name} ({r.run.steps} steps{loss}, "
+                        f"{_fmt_s(now - r.started)})")
+                else:
+                    summary.failed[r.run.name] = _tail(r.run.dir / "pretrain.log")
+                    say(f"[pretrain] {finished_count()}/{total} FAILED {r.run.name} (exit code {code}); "
+                        f"log: {r.run.dir / 'pretrain.log'}\n{summary.failed[r.run.name]}")
+    except BaseException:
+        for r in running:
+            _stop(r.proc)
+        raise
+    summary.wall_s = time.monotonic() - t0
+    return summary
+
+
+def _die_with_parent() -> None:
+    """In the child, before exec: SIGTERM it when the demo dies (Linux ``PR_SET_PDEATHSIG``; elsewhere a no-op),
+    so that a killed demo leaves no run writing into a directory the next demo resumes."""
+    with contextlib.suppress(Exception):
+        import ctypes  # noqa: PLC0415
+
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG = 1
+
+
+def _stop(proc: subprocess.Popen, grace_s: float = 10.0) -> None:
+    """Stop a pre-training subprocess we started (its own session: its loader workers go with it)."""
+    if proc.poll() is not None:
+        return
+    with contextlib.suppress(OSError):
+        os.killpg(proc.pid, signal.SIGTERM)
+    try:
+        proc.wait(timeout=grace_s)
+    except subprocess.TimeoutExpired:
+        with contextlib.suppress(OSError):
+            os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+
+
+def _write_yaml(path: Path, data: Mapping) -> None:
+    import yaml  # noqa: PLC0415
+
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(yaml.safe_dump(json.loads(json.dumps(data)), sort_keys=False))
+    os.replace(tmp, path)
+
+
+def _write_json(path: Path, data) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(data, indent=1, default=str))
+    os.replace(tmp, path)
+
+
+# ------------------------------------------------------------------------------------------------------ grid
+
+
+def grid_spec(preset: Preset, runs: list[PretrainRun], world, out: Path, workers: int) -> dict:
+    """The grid spec (the YAML layout of ``contrasting.eval.grid_spec``) of the finished ``runs`` × the
+    preset's tasks, with the analysis metadata."""
+    encoders = []
+    balanced, unbalanced = BALANCED_PAIR
+    for r in runs:
+        if r.method == "random":
+            encoders.append({"name": r.name, "kind": "checkpoint", "path": str(r.backbone), "arch": "resnet18",
+                             "method": "random"})
+            continue
+        entry = {"name": r.name, "kind": "supervised" if r.method == "supervised" else "run",
+                 "path": str(r.backbone if r.method == "supervised" else r.dir), "arch": "resnet18",
+                 "method": r.method, "corpus": r.corpus, "corpus_size": r.corpus_size, "epochs": r.epochs}
+        if r.method != "supervised" and r.corpus in BALANCED_PAIR:
+            entry.update(balanced=r.corpus == balanced, pair=balanced)
+        encoders.append(entry)
+    tasks = []
+    for t in eval_tasks(preset):
+        entry = {"name": t, "similar_corpus": similar_corpora(t)}
+        if t == preset.reference_task:
+            entry["reference"] = True
+        tasks.append(entry)
+    hparams = {"image_size": preset.resolution, "image": [dict(h) for h in preset.image_hparams],
+               "pixel": [dict(h) for h in preset.pixel_hparams]}
+    return {
+        "name": f"demo-{preset.name}",
+        "store": str(out / "grid.sqlite"),
+        "data_root": str(world.path),
+        "cache_dir": str(out / "features"),
+        "encoders": encoders,
+        "tasks": tasks,
+        "hparams": {DEMO_HPARAMS: hparams},
+        "seeds": list(preset.seeds),
+        "runner": {"workers": workers, "device": "cpu", "timeout_s": 3600.0, "executor": EXECUTOR},
+        "analysis": {"reference_task": preset.reference_task},
+    }
+
+
+def _check_hparams(values: Mapping) -> None:
+    from contrasting.eval.tasks import Schedule  # noqa: PLC0415
+
+    unknown = set(values) - {"image_size", "image", "pixel"}
+    if unknown:
+        raise ValueError(f"demo hparams: unknown keys {sorted(unknown)} (expected image_size, image, pixel)")
+    for level in ("image", "pixel"):
+        for setting in values.get(level) or []:
+            bad = set(setting) - set(Schedule.__dataclass_fields__)
+            if bad:
+                raise ValueError(f"demo hparams.{level}: unknown Schedule fields {sorted(bad)}")
+
+
+def demo_cell(request, progress):
+    """The demo grid's executor (``runner.executor``): ``run_cell`` on the request's encoder and task at
+    ``hparams["image_size"]``, with the settings of the task's level (``hparams["image"]`` or
+    ``hparams["pixel"]``, a list of ``Schedule`` field mappings selected among on the validation split)."""
+    from contrasting.eval.protocol import run_cell  # noqa: PLC0415 - torch is imported by the grid's workers only
+    from contrasting.eval.tasks import get_task  # noqa: PLC0415
+
+    values = dict(request.hparams)
+    _check_hparams(values)
+    settings = values.get("pixel" if get_task(request.task).pixelwise else "image") or None
+    progress(0.0, "running")
+    return run_cell(request.encoder_spec, request.task, hparams=settings, seed=request.seed, device=request.device,
+                    data_root=request.data_root, cache_dir=request.cache_dir, progress=False, arch=request.arch,
+                    image_size=values.get("image_size"))
+
+
+# ---------------------------------------------------------------------------------------------------- driver
+
+
+def _cpu_s() -> float:
+    """CPU seconds (user + system) of this process and of every child it has reaped."""
+    own, kids = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + kids.ru_utime + kids.ru_stime
+
+
+class _Clock:
+    """Wall and CPU time per step."""
+
+    def __init__(self):
+        self.steps: dict[str, dict] = {}
+        self.t0, self.c0 = time.monotonic(), _cpu_s()
+
+    @contextlib.contextmanager
+    def step(self, name: str):
+        t, c = time.monotonic(), _cpu_s()
+        try:
+            yield
+        finally:
+            self.steps[name] = {"wall_s": round(time.monotonic() - t, 1), "cpu_s": round(_cpu_s() - c, 1)}
+
+    def total(self) -> dict:
+        return {"wall_s": round(time.monotonic() - self.t0, 1), "cpu_s": round(_cpu_s() - self.c0, 1)}
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="contrasting demo",
+        description="Generate the built-in world, pre-train SimCLR, MoCo v2 and SwAV on its corpora plus the "
+                    "supervised and random baselines, evaluate every encoder on every built-in task and write the "
+                    "report. Everything is resumable: a rerun reuses what is finished.")
+    p.add_argument("--out", default="runs/demo", help="output folder (default: runs/demo)")
+    p.add_argument("--preset", choices=sorted(PRESETS), default="quick",
+                   help="quick (default, ~15 min on 2 CPU cores), full (~1 h) or tiny (the tests')")
+    p.add_argument("--full", action="store_true", help="the full preset: longer pre-training, clearer statistics")
+    p.add_argument("--workers", type=int, default=None,
+                   help="parallel pre-training runs and grid workers (default: min(2, CPU cores))")
+    p.add_argument("--budget-minutes", type=float, default=None,
+                   help="scale the pre-training steps so that the nominal time (idle 2-core CPU) is this")
+    p.add_argument("--data-root", default=None,
+                   help="where the demo's world is cached (default: $CONTRASTING_DATA/demo or "
+                        "~/.cache/contrasting/builtin/demo)")
+    p.add_argument("--no-progress", action="store_true",
+                   help="no progress bars or per-step lines: only each run's start and end and the step summaries")
+    return p
+
+
+def demo_main(argv: list[str] | None = None) -> int:
+    """Run the whole study on the built-in world: pre-train, evaluate, report (resumable).
+
+    The ``contrasting demo`` subcommand (entry point ``contrasting.commands``: a callable taking ``argv`` and
+    returning the exit status): 0 when the report was written from a complete grid, 1 when runs or cells
+    failed (the report then covers what finished), 2 on bad arguments, 130 when interrupted."""
+    args = _parser().parse_args(argv)
+    preset = PRESETS["full" if args.full else args.preset]
+    if args.budget_minutes is not None:
+        if args.budget_minutes <= 0:
+            print("contrasting demo: error: --budget-minutes must be positive", file=sys.stderr)
+            return 2
+        preset = preset.scaled(args.budget_minutes)
+    cores = os.cpu_count() or 1
+    workers = args.workers or min(2, cores)
+    if workers < 1:
+        print("contrasting demo: error: --workers must be at least 1", file=sys.stderr)
+        return 2
+    if preset.reference_task not in eval_tasks(preset):
+        print(f"contrasting demo: error: preset {preset.name!r}: its reference task {preset.reference_task!r} is not "
+              "among its tasks", file=sys.stderr)
+        return 2
+    out = Path(args.out).expanduser().resolve()
+    out.mkdir(parents=True, exist_ok=True)
+    lock = open(out / ".demo.lock", "a")  # noqa: SIM115 - held for the whole run, closed below
+    try:
+        try:
+            import fcntl  # noqa: PLC0415 - POSIX only; elsewhere two demos into one folder are not prevented
+
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except ImportError:
+            pass
+        except OSError:
+            print(f"contrasting demo: error: another demo is running into {out}", file=sys.stderr)
+            return 2
+        return _demo(preset, out, workers, max(1, cores // workers), args)
+    except KeyboardInterrupt:
+        print("\ncontrasting demo: interrupted; finished runs and cells are kept, rerun the same command to resume",
+              file=sys.stderr)
+        return 130
+    finally:
+        lock.close()
+
+
+def _say(text: str) -> None:
+    print(text, file=sys.stderr, flush=True)
+
+
+def _demo(preset: Preset, out: Path, workers: int, threads: int, args) -> int:
+    from contrasting.data.builtin import build_world  # noqa: PLC0415
+
+    clock = _Clock()
+    tasks = eval_tasks(preset)
+    n_enc = 2 + len(preset.methods) * len(preset.corpora)
+    _say(f"contrasting demo, preset {preset.name!r}: {preset.description}")
+    _say(f"  {n_enc} encoders ({len(preset.methods)} methods x {len(preset.corpora)} corpora at {preset.ssl_steps} "
+         f"steps of {preset.batch_size}, supervised {preset.supervised_steps} steps, random) x {len(tasks)} tasks x "
+         f"{len(preset.seeds)} seed(s) = {n_enc * len(tasks) * len(preset.seeds)} cells; nominal "
+         f"{preset.minutes:g} min on an idle 2-core CPU; {workers} worker(s) x {threads} thread(s); output {out}")
+
+    root = Path(args.data_root).expanduser() if args.data_root else default_data_root()
+    _say(f"[1/4 world] building or reusing the built-in world under {root}")
+    with clock.step("world"):
+        world = build_world(root, world_config(preset), progress=not args.no_progress, workers=min(workers, 4))
+    _say(f"[1/4 world] {world.path} ({clock.steps['world']['wall_s']:.0f} s)")
+
+    runs = plan_runs(preset, world, out)
+    _say(f"[2/4 pretrain] {len(runs)} runs under {out / 'pretrain'}")
+    with clock.step("pretrain"):
+        pre = run_pretraining(runs, workers=workers, threads=threads, say=_say,
+                              interval_s=math.inf if args.no_progress else 15.0)
+    pre.wall_s, pre.cpu_s = clock.steps["pretrain"]["wall_s"], clock.steps["pretrain"]["cpu_s"]
+    _say(f"[2/4 pretrain] {len(pre.ran)} ran, {len(pre.reused)} reused, {len(pre.failed)} failed in "
+         f"{_fmt_s(pre.wall_s)} (CPU {_fmt_s(pre.cpu_s)})")
+    finished = [r for r in runs if r.done]
+    if not any(r.method in SSL_METHODS for r in finished):
+        _say("contrasting demo: no self-supervised run finished; nothing to evaluate")
+        _save_summary(out, preset, world, runs, pre, None, None, clock)
+        return 1
+
+    from contrasting.eval.grid_spec import load_spec  # noqa: PLC0415
+    from contrasting.eval.runner import run_grid  # noqa: PLC0415
+
+    spec_dict = grid_spec(preset, finished, world, out, workers)
+    _write_yaml(out / "grid.yaml", spec_dict)
+    spec = load_spec(out / "grid.yaml")
+    _say(f"[3/4 grid] {len(spec.encoders)} encoders x {len(spec.tasks)} tasks x {len(spec.seeds)} seed(s) into "
+         f"{spec.store_path} (spec {out / 'grid.yaml'})")
+    with clock.step("grid"):
+        grid = run_grid(spec, workers=workers, device="cpu", progress=False if args.no_progress else "auto")
+    _say(f"[3/4 grid] {grid.done}/{grid.total} cells done ({grid.ran} ran now, {grid.failed} failed) in "
+         f"{_fmt_s(clock.steps['grid']['wall_s'])} (CPU {_fmt_s(clock.steps['grid']['cpu_s'])})")
+    for label, err in grid.failures[:10]:
+        _say(f"  failed: {label}: {err}")
+
+    from contrasting.eval.report import MAIN_FIGURE, build_report  # noqa: PLC0415
+
+    _say(f"[4/4 report] analysing the grid ({preset.n_boot} bootstrap replicates per finding)")
+    with clock.step("report"):
+        files = build_report(spec.store_path, out / "report", reference=spec.analysis.reference_task,
+                             spec_hash=grid.spec_hash, title=f"contrasting demo ({preset.name} preset)",
+                             n_boot=preset.n_boot)
+    total = clock.total()
+    figure = files.folder / "figures" / MAIN_FIGURE
+    print(f"report: {files.html}")
+    print(f"        {files.markdown}")
+    if figure.is_file():
+        print(f"main figure: {figure}")
+    print(f"findings ({preset.name} preset; confidence = share of bootstrap replicates giving the same verdict):")
+    for f in files.findings:
+        print(f"  {f.number}. {f.verdict:<13} {f.confidence_note}  {f.claim}")
+        print(f"     {f.statistic}")
+    print(f"time: {_fmt_s(total['wall_s'])} wall, {_fmt_s(total['cpu_s'])} CPU "
+          + "; ".join(f"{k} {_fmt_s(v['wall_s'])}/{_fmt_s(v['cpu_s'])}" for k, v in clock.steps.items())
+          + " (wall/CPU)")
+    _save_summary(out, preset, world, runs, pre, grid, files, clock)
+    return 0 if not pre.failed and grid.complete else 1
+
+
+def _save_summary(out: Path, preset: Preset, world, runs, pre, grid, files, clock: _Clock) -> None:
+    data = {
+        "preset": dataclasses.asdict(preset),
+        "world": {"path": str(world.path), "key": world.key},
+        "pretrain": {"runs": {r.name: str(r.dir) for r in runs}, "ran": pre.ran, "reused": pre.reused,
+                     "failed": sorted(pre.failed)},
+        "grid": None if grid is None else {"store": grid.store, "spec_hash": grid.spec_hash, "total": grid.total,
+                                           "done": grid.done, "failed": grid.failed, "ran": grid.ran},
+        "report": None if files is None else {"html": str(files.html), "markdown": str(files.markdown),
+                                              "figures": {k: str(v) for k, v in files.figures.items()}},
+        "findings": [] if files is None else [
+            {"number": f.number, "claim": f.claim, "verdict": f.verdict, "confidence": f.confidence,
+             "agreement": f.agreement, "units": f.units, "statistic": f.statistic} for f in files.findings],
+        "timings": {**clock.steps, "total": clock.total()},
+        "cpu_count": os.cpu_count(),
+        "loadavg": list(os.getloadavg()) if hasattr(os, "getloadavg") else None,
+        "finished": time.time(),
+    }
+    _write_json(out / SUMMARY, data)
+
+
+def copy_main_figure(out: str | os.PathLike, dest: str | os.PathLike) -> Path:
+    """Copy a demo's main report figure (``<out>/report/figures/scatter_vs_reference.png``) to ``dest``."""
+    from contrasting.eval.report import MAIN_FIGURE  # noqa: PLC0415
+
+    src = Path(out) / "report" / "figures" / MAIN_FIGURE
+    if not src.is_file():
+        raise FileNotFoundError(f"{src}: no main figure (has the demo's report been written?)")
+    Path(dest).parent.mkdir(parents=True, exist_ok=True)
+    return Path(shutil.copyfile(src, dest))
+
+
+if __name__ == "__main__":
+    sys.exit(demo_main())
