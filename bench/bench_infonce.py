@@ -15,7 +15,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from bench.harness import peak_mb, record, sync
+from bench.harness import peak_mb, record, select_impl, sync
 from contrasting.losses import (
     clip_loss,
     clip_loss_reference,
@@ -32,18 +32,10 @@ IMPLS = {
     "nt_xent": (nt_xent, nt_xent_reference),
     "clip": (clip_loss, clip_loss_reference),
 }
-_compiled: dict = {}
 
 
 def _fn(entry: str, impl: str):
-    fused, reference = IMPLS[entry]
-    if impl == "fused":
-        return fused
-    if impl == "reference":
-        return reference
-    if impl == "reference_compiled":
-        return _compiled.setdefault(entry, torch.compile(reference))
-    raise ValueError(f"impl: expected fused, reference or reference_compiled, got {impl!r}")
+    return select_impl(impl, *IMPLS[entry], key=f"infonce:{entry}")
 
 
 def make_step(device: str, dtype: torch.dtype, *, entry: str, impl: str, n: int, d: int, k: int = 0):

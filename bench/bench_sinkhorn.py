@@ -33,25 +33,18 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from bench.harness import peak_mb, record, sync
+from bench.harness import peak_mb, record, select_impl, sync
 from contrasting.losses.sinkhorn import sinkhorn
 from contrasting.losses.sinkhorn_reference import sinkhorn_reference, swav_loss_reference
 from contrasting.losses.swav import swav_loss
 
 CASE = "bench.bench_sinkhorn:make_step"
 EPSILON, ITERATIONS, TEMPERATURE = 0.05, 3, 0.1
-_compiled: dict = {}
 
 
 def _fn(op: str, impl: str):
     fused, reference = (sinkhorn, sinkhorn_reference) if op == "sinkhorn" else (swav_loss, swav_loss_reference)
-    if impl == "fused":
-        return fused
-    if impl == "reference":
-        return reference
-    if impl == "reference_compiled":
-        return _compiled.setdefault(op, torch.compile(reference))
-    raise ValueError(f"impl: expected fused, reference or reference_compiled, got {impl!r}")
+    return select_impl(impl, fused, reference, key=f"sinkhorn:{op}")
 
 
 def _cosine_scores(b: int, k: int, d: int, g: torch.Generator) -> torch.Tensor:

@@ -51,6 +51,21 @@ def environment(device: str) -> dict:
     }
 
 
+_COMPILED: dict = {}
+
+
+def select_impl(impl: str, fused, reference, key: str):
+    """The callable a benchmark row times: "fused", "reference", or "reference_compiled" (torch.compile of
+    the reference, compiled once per ``key`` and process)."""
+    if impl == "fused":
+        return fused
+    if impl == "reference":
+        return reference
+    if impl == "reference_compiled":
+        return _COMPILED.setdefault(key, torch.compile(reference))
+    raise ValueError(f"impl: expected fused, reference or reference_compiled, got {impl!r}")
+
+
 def _resolve(case: str):
     module, name = case.rsplit(":", 1)
     return getattr(importlib.import_module(module), name)

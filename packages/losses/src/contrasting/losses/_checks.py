@@ -11,18 +11,22 @@ REDUCTIONS = ("mean", "sum", "none")
 FLOAT_DTYPES = (torch.float16, torch.bfloat16, torch.float32, torch.float64)
 
 
-def check_matrix(name: str, t, *, like: torch.Tensor | None = None, like_name: str = "") -> None:
-    """``t`` is a non-empty 2-D floating tensor, on ``like``'s device and of its dtype and width."""
+def check_matrix(name: str, t, *, like: torch.Tensor | None = None, like_name: str = "",
+                 axes: tuple[str, str, str] = ("row", "feature", "D")) -> None:
+    """``t`` is a non-empty 2-D floating tensor, on ``like``'s device and of its dtype and width.
+
+    ``axes`` names a row, a column and the width's symbol in the messages, e.g. ("sample", "prototype", "K").
+    """
+    row, col, width = axes
     if not isinstance(t, torch.Tensor):
-        raise TypeError(f"{name}: expected a torch.Tensor, got {type(t).__name__}")
+        raise TypeError(f"{name}: expected a torch.Tensor of shape ({row}s, {col}s), got {type(t).__name__}")
     if t.dim() != 2:
-        raise ValueError(f"{name}: expected a 2-D tensor (rows, features), got shape {tuple(t.shape)}")
+        raise ValueError(f"{name}: expected a 2-D tensor ({row}s, {col}s), got shape {tuple(t.shape)}")
     if t.dtype not in FLOAT_DTYPES:
         raise TypeError(f"{name}: expected a floating dtype (float16, bfloat16, float32, float64), got {t.dtype}")
-    if t.shape[0] == 0:
-        raise ValueError(f"{name}: empty batch (shape {tuple(t.shape)}); expected at least one row")
-    if t.shape[1] == 0:
-        raise ValueError(f"{name}: zero features (shape {tuple(t.shape)}); expected D >= 1")
+    if t.shape[0] == 0 or t.shape[1] == 0:
+        raise ValueError(f"{name}: expected at least one {row} and one {col}, "
+                         f"got an empty batch of shape {tuple(t.shape)}")
     if like is None:
         return
     if t.device != like.device:
@@ -30,9 +34,8 @@ def check_matrix(name: str, t, *, like: torch.Tensor | None = None, like_name: s
     if t.dtype != like.dtype:
         raise TypeError(f"{name}: has dtype {t.dtype} but {like_name} has {like.dtype}; expected one dtype")
     if t.shape[1] != like.shape[1]:
-        raise ValueError(
-            f"{name}: has D={t.shape[1]} features but {like_name} has D={like.shape[1]}; expected equal D"
-        )
+        raise ValueError(f"{name}: has {width}={t.shape[1]} {col}s but {like_name} has {width}={like.shape[1]}; "
+                         f"expected equal {width}")
 
 
 def check_same_rows(name: str, t: torch.Tensor, like_name: str, like: torch.Tensor) -> None:

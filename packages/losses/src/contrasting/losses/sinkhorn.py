@@ -56,27 +56,7 @@ SOLVERS = {"torch": sinkhorn_torch, "triton": _sinkhorn_triton}
 
 def check_scores(name: str, t, *, like: torch.Tensor | None = None, like_name: str = "") -> None:
     """``t`` is a non-empty (B, K) floating tensor; with ``like``: same device, dtype and K."""
-    if not isinstance(t, torch.Tensor):
-        raise TypeError(f"{name}: expected a torch.Tensor of shape (B, K), got {type(t).__name__}")
-    if t.dim() != 2:
-        raise ValueError(f"{name}: expected a 2-D tensor (B samples, K prototypes), "
-                         f"got shape {tuple(t.shape)}")
-    if t.dtype not in _checks.FLOAT_DTYPES:
-        raise TypeError(f"{name}: expected a floating dtype (float16, bfloat16, float32, float64), "
-                        f"got {t.dtype}")
-    if t.shape[0] == 0 or t.shape[1] == 0:
-        raise ValueError(f"{name}: expected at least one sample and one prototype, "
-                         f"got shape {tuple(t.shape)}")
-    if like is None:
-        return
-    if t.device != like.device:
-        raise ValueError(f"{name}: is on {t.device} but {like_name} is on {like.device}; expected one device")
-    if t.dtype != like.dtype:
-        raise TypeError(f"{name}: has dtype {t.dtype} but {like_name} has {like.dtype}; expected one dtype")
-    if t.shape[1] != like.shape[1]:
-        raise ValueError(
-            f"{name}: has K={t.shape[1]} prototypes but {like_name} has K={like.shape[1]}; expected equal K"
-        )
+    _checks.check_matrix(name, t, like=like, like_name=like_name, axes=("sample", "prototype", "K"))
 
 
 def check_positive(name: str, value) -> float:
