@@ -2,9 +2,10 @@
 
 Run: ``pytest bench/bench_data.py --benchmark-only`` (``-k quick`` for the CPU cases, ``-m gpu`` for the GPU
 ones). The JPEGs are made by the benchmark itself (``N_IMAGES`` smooth colour images of 160–256 px, quality 90).
-One round = one epoch over them. The timed function is the DALI epoch; before every round, the ``setup``
-hook runs one torchvision epoch over the same plan and times it, so the two executors alternate and share the
-machine's load (the rows also record the load average). ``extra_info`` (via ``bench.harness.record``):
+One round = one epoch over them (GPU cases: 2048, so that each of the 16 workers gets batches). The timed
+function is the DALI epoch; before every round, the ``setup`` hook runs one torchvision epoch over the same
+plan and times it, so the two executors alternate and share the machine's load (the rows also record the
+load average). ``extra_info`` (via ``bench.harness.record``):
 ``throughput`` = DALI images/s (median round), ``torchvision_images_per_s`` (median), ``speedup``, threads,
 recipe and view sizes, DALI's hue model ("hsv": torchvision-exact; "yiq": DALI's native ``fn.hsv``).
 
@@ -45,12 +46,23 @@ def make_jpegs(folder, n: int = N_IMAGES, seed: int = 0) -> list[str]:
     return paths
 
 
+def _catalog(tmp_path_factory, n: int):
+    folder = tmp_path_factory.mktemp("bench_jpegs")
+    paths = make_jpegs(str(folder), n)
+    return scan_source(FileListSource.from_samples([(p, i % 10) for i, p in enumerate(paths)]))
+
+
 @pytest.fixture(scope="module")
 def catalog(tmp_path_factory):
-    """The benchmark's JPEGs, scanned once per module."""
-    folder = tmp_path_factory.mktemp("bench_jpegs")
-    paths = make_jpegs(str(folder))
-    return scan_source(FileListSource.from_samples([(p, i % 10) for i, p in enumerate(paths)]))
+    """The CPU cases' JPEGs (N_IMAGES), scanned once per module."""
+    return _catalog(tmp_path_factory, N_IMAGES)
+
+
+@pytest.fixture(scope="module")
+def gpu_catalog(tmp_path_factory):
+    """The GPU cases' JPEGs: GPU_BATCHES_PER_WORKER batches for each of the 16 torchvision workers, which take
+    one batch each (256 images in batches of 128 would leave 14 of them idle)."""
+    return _catalog(tmp_path_factory, 16 * GPU_BATCHES_PER_WORKER * GPU_BATCH)
 
 
 _torchvision: dict = {}
@@ -110,12 +122,14 @@ def test_cpu_quick(benchmark, catalog, case, hue):
 
 
 GPU = [("simclr", dict(size=224)), ("swav", dict(global_size=224, local_size=96))]
+GPU_BATCH = 64
+GPU_BATCHES_PER_WORKER = 2
 
 
 @pytest.mark.gpu
 @pytest.mark.parametrize("case", GPU, ids=ids)
-def test_gpu(benchmark, catalog, case):
+def test_gpu(benchmark, gpu_catalog, case):
     """DALI GPU (mixed decoding, 16 threads) vs torchvision (16 workers), 224 px."""
     name, kw = case
-    _run(benchmark, catalog, recipe=get_recipe(name, **kw), kw=kw, device="gpu", threads=16, batch_size=128, hue="hsv",
-         rounds=5)
+    _run(benchmark, gpu_catalog, recipe=get_recipe(name, **kw), kw=kw, device="gpu", threads=16,
+         batch_size=GPU_BATCH, hue="hsv", rounds=3)

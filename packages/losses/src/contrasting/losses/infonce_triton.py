@@ -231,11 +231,15 @@ def select_config(dtype: torch.dtype, d: int, kernel: str) -> KernelConfig:
         if kernel == "fwd":
             return KernelConfig(128, min(64, 2048 // block_d), block_d, 4 if block_d == 16 else 8, stages)
         return KernelConfig(64, 1024 // block_d, block_d, 4, stages)
-    wide = block_d * 2 >= 512  # ≥ 512 bytes per row of a tile
+    # Half precision: measured on an H200 (bench/sweep_infonce.py, bf16, 2026-11-25) at R = M = 32768, D = 256
+    # (fwd, bwd) and R = 4096, M = 65536, D = 128 (fwd_dx); see bench/results/2026-11-25-h200.md.
+    if d > block_d:  # D in chunks (d > 256): the spill-free tiles of sm_80/sm_90a, not tuned on a GPU
+        return KernelConfig(64, 64, block_d, 8, 2) if kernel == "fwd" else KernelConfig(64, 32, block_d, 8, 2)
     if kernel == "fwd":
-        # 8 warps from block_d 128: the 128×128 x tile with 4 warps spills with HAS_EXCL+COL_STATS on sm_90a
-        return KernelConfig(128 if not wide else 64, 64, block_d, 4 if block_d < 128 else 8, 2)
-    return KernelConfig(64, 64 if not wide else 32, block_d, 4 if not wide else 8, 2)
+        return KernelConfig(128, 32, block_d, 4, 3)
+    if kernel == "fwd_dx":
+        return KernelConfig(64, 32, block_d, 4, 3)
+    return KernelConfig(128, 64, block_d, 8, 3)
 
 
 def _ensure_rowmajor(t: torch.Tensor) -> torch.Tensor:
