@@ -7,7 +7,8 @@ function is the DALI epoch; before every round, the ``setup`` hook runs one torc
 plan and times it, so the two executors alternate and share the machine's load (the rows also record the
 load average). ``extra_info`` (via ``bench.harness.record``):
 ``throughput`` = DALI images/s (median round), ``torchvision_images_per_s`` (median), ``speedup``, threads,
-recipe and view sizes, DALI's hue model ("hsv": torchvision-exact; "yiq": DALI's native ``fn.hsv``).
+recipe and view sizes, DALI's photometric implementation ("numba": one compiled function per view, the CPU
+default; "native": DALI operators) and hue model ("hsv": torchvision-exact; "yiq": DALI's native ``fn.hsv``).
 
 Targets (issue): CPU, 2 threads vs ``num_workers=2``, 96–128 px crops: DALI ≥ 2×; GPU (H100, 16 cores) vs a
 16-worker loader at 224 px: ≥ 3×.
@@ -72,12 +73,14 @@ def _epoch(loader) -> int:
     return sum(len(b.indices) for b in loader)
 
 
-def _run(benchmark, catalog, *, recipe, kw, device: str, threads: int, batch_size: int, hue: str, rounds: int):
+def _run(benchmark, catalog, *, recipe, kw, device: str, threads: int, batch_size: int, hue: str, rounds: int,
+         photometric: str = "auto"):
     key = (recipe.name, tuple(v.size for v in recipe.views), threads, batch_size)
     if key not in _torchvision:
         _torchvision[key] = make_loader(recipe, catalog, batch_size, backend="torchvision", num_workers=threads)
     ref = _torchvision[key]
-    dali = make_loader(recipe, catalog, batch_size, backend="dali", device=device, num_threads=threads, hue=hue)
+    dali = make_loader(recipe, catalog, batch_size, backend="dali", device=device, num_threads=threads, hue=hue,
+                       photometric=photometric)
     _epoch(dali), _epoch(ref)  # warm-up: pipeline build, worker start-up, page cache
     ref_rates, loads = [], [os.getloadavg()[0]]
 
@@ -99,7 +102,7 @@ def _run(benchmark, catalog, *, recipe, kw, device: str, threads: int, batch_siz
     tv = statistics.median(ref_rates)
     record(benchmark, device="cuda" if device == "gpu" else "cpu", dtype=torch.float32, work=n, work_unit="images",
            flops=None, peak_memory_mb=None, recipe=recipe.name, view_sizes=[v.size for v in recipe.expanded_views()],
-           executor=f"dali-{device}", hue=hue, threads=threads, batch_size=batch_size,
+           executor=f"dali-{device}", hue=hue, photometric=dali.photometric, threads=threads, batch_size=batch_size,
            torchvision_images_per_s=tv, speedup=(n / benchmark.stats.stats.median) / tv,
            load_average=loads, cpu_count=os.cpu_count(), **kw)
 
@@ -112,13 +115,19 @@ CPU_QUICK = [
 ids = lambda c: f"{c[0]}-" + "-".join(str(v) for v in c[1].values())  # noqa: E731
 
 
-@pytest.mark.parametrize("hue", ["hsv", "yiq"])
+# DALI's photometric implementation × hue model: the default CPU executor (Numba, exact), the native DALI
+# operators with the exact hue, and with DALI's own YIQ hue
+VARIANTS = {"numba": ("numba", "hsv"), "native-hsv": ("native", "hsv"), "native-yiq": ("native", "yiq")}
+
+
+@pytest.mark.parametrize("variant", list(VARIANTS))
 @pytest.mark.parametrize("case", CPU_QUICK, ids=lambda c: "quick-" + ids(c))
-def test_cpu_quick(benchmark, catalog, case, hue):
+def test_cpu_quick(benchmark, catalog, case, variant):
     """DALI CPU (2 threads) vs torchvision (2 workers), 96–128 px crops."""
     name, kw = case
+    photometric, hue = VARIANTS[variant]
     _run(benchmark, catalog, recipe=get_recipe(name, **kw), kw=kw, device="cpu", threads=2, batch_size=64, hue=hue,
-         rounds=3)
+         rounds=3, photometric=photometric)
 
 
 GPU = [("simclr", dict(size=224)), ("swav", dict(global_size=224, local_size=96))]

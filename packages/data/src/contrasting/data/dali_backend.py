@@ -6,8 +6,11 @@ numbers the torchvision executor uses. DALI's own random operators are not used,
 on ``num_threads`` and match the reference sample by sample. The image is decoded once and every view is
 built from it; per-sample probabilities use DALI conditionals (``if <bool DataNode>:``).
 
-Each op reproduces torchvision's uint8 kernel (``torchvision_backend``), including the truncation torchvision
-applies when it converts back to uint8 (DALI rounds: shifted by −0.499 where needed):
+Photometric ops have two implementations (``photometric=``): on the CPU by default one Numba-compiled
+function per view (``dali_numba``: torchvision's uint8 arithmetic, a single DALI node instead of ~100), and
+the native DALI operators below (GPU, and CPU with ``hue="yiq"`` or ``photometric="native"``). Each native op
+reproduces torchvision's uint8 kernel (``torchvision_backend``), including the truncation torchvision applies
+when it converts back to uint8 (DALI rounds: shifted by −0.499 where needed):
 
 ================ ===========================================================================================
 geometry         ``fn.slice`` of the window, then ``fn.resize`` (bilinear, antialias) — crop then resize,
@@ -53,6 +56,7 @@ TO_UINT8 = 255.999 / 255.0  # torchvision's float→uint8 scale (x·(255 + 1 −
 TRUNCATE = -0.499 / 255.0  # brightness_shift (in units of 255) that turns DALI's rounding into truncation
 HUES = ("hsv", "yiq")
 DEVICES = ("auto", "gpu", "cpu")
+PHOTOMETRIC = ("auto", "numba", "native")
 
 
 # --------------------------------------------------------------------------------------------- parameter layout
@@ -252,6 +256,25 @@ def _op_plan(view: View, layout: ParamLayout, gpu: bool, hue: str) -> list:
     return plan
 
 
+def _numba_op(view: View, layout: ParamLayout):
+    """The view's photometric ops as one DALI ``numba_function`` node (identity when the view has none)."""
+    from nvidia.dali.plugin.numba.fn.experimental import numba_function  # noqa: PLC0415 - CPU path only
+
+    from . import dali_numba  # noqa: PLC0415 - compiles Numba code on first use
+
+    prog = dali_numba.program(view, layout.offsets)
+    if not len(prog):
+        return lambda x, p: x
+    run_fn = dali_numba.make_run_fn(prog)
+
+    @do_not_convert
+    def apply(x, p):
+        return numba_function(x, p, run_fn=run_fn, in_types=[types.UINT8, types.FLOAT], out_types=[types.UINT8],
+                              ins_ndim=[3, 1], outs_ndim=[3], setup_fn=dali_numba.same_shape)
+
+    return apply
+
+
 @do_not_convert
 def _geometry(x, p, view: View, interp, antialias: bool):
     start = fn.cast(p[0:2], dtype=types.INT32)
@@ -264,10 +287,24 @@ def _geometry(x, p, view: View, interp, antialias: bool):
     return fn.resize(x, size=[view.size, view.size], interp_type=interp, antialias=antialias)
 
 
+def resolve_photometric(photometric: str, device: str, hue: str) -> str:
+    """"numba" or "native" for ``photometric`` ("auto": numba on the CPU with the exact hue, else native)."""
+    if photometric not in PHOTOMETRIC:
+        raise ValueError(f"photometric: expected one of {PHOTOMETRIC}, got {photometric!r}")
+    if photometric == "auto":
+        return "numba" if device == "cpu" and hue == "hsv" else "native"
+    if photometric == "numba" and (device != "cpu" or hue != "hsv"):
+        raise ValueError(f"photometric='numba' runs on the CPU with hue='hsv' (got device={device!r}, hue={hue!r})")
+    return photometric
+
+
 def build_pipeline(recipe: Recipe, *, is_array: bool, has_labels: bool, device: str, batch_size: int,
-                   num_threads: int, device_id: int | None, prefetch: int, source, hue: str = "hsv") -> object:
+                   num_threads: int, device_id: int | None, prefetch: int, source, hue: str = "hsv",
+                   photometric: str = "auto") -> object:
     """The DALI pipeline of ``recipe`` fed by ``source`` (a batch callback returning the tuple described in
-    ``DALILoader._feed``); outputs: views, then labels (if any), then targets per view (dense), then rows."""
+    ``DALILoader._feed``); outputs: views, then labels (if any), then targets per view (dense), then rows.
+    ``photometric``: "native" (DALI operators, CPU or GPU), "numba" (one compiled function per view,
+    ``dali_numba``; CPU only), "auto" (numba on the CPU unless ``hue="yiq"``)."""
     views = recipe.expanded_views()
     layouts = [ParamLayout.of(v) for v in views]
     target = recipe.target
@@ -278,7 +315,11 @@ def build_pipeline(recipe: Recipe, *, is_array: bool, has_labels: bool, device: 
     if hue not in HUES:
         raise ValueError(f"hue: expected one of {HUES}, got {hue!r}")
     gpu = device == "gpu"
-    plans = [_op_plan(v, lay, gpu, hue) for v, lay in zip(views, layouts, strict=True)]
+    photometric = resolve_photometric(photometric, device, hue)
+    if photometric == "numba":
+        plans = [_numba_op(v, lay) for v, lay in zip(views, layouts, strict=True)]
+    else:
+        plans = [_op_plan(v, lay, gpu, hue) for v, lay in zip(views, layouts, strict=True)]
     layouts_in = ["HWC" if is_array else "", ""] + [""] * len(views) + [""] * int(has_labels)
     layouts_in += ["HWC"] if target is not None else []
 
@@ -300,7 +341,7 @@ def build_pipeline(recipe: Recipe, *, is_array: bool, has_labels: bool, device: 
         # AutoGraph's zip (this function is converted) has no strict=; the lengths match by construction
         for view, plan, p in zip(views, plans, params):  # noqa: B905
             x = _geometry(img, p, view, types.INTERP_LINEAR, True)
-            x = _photometric(x, p, plan)
+            x = plan(x, p) if callable(plan) else _photometric(x, p, plan)
             mirror = fn.cast(p[6], dtype=types.INT32)
             outs.append(fn.crop_mirror_normalize(x, mirror=mirror, mean=mean, std=std, output_layout="CHW",
                                                  dtype=types.FLOAT))
@@ -371,7 +412,8 @@ class DALILoader(ViewLoader):
     backend = "dali"
 
     def __init__(self, recipe, source, batch_size: int, *, device: str = "auto", num_threads: int = 2,
-                 device_id: int | None = None, prefetch: int = 2, hue: str = "hsv", **kwargs):
+                 device_id: int | None = None, prefetch: int = 2, hue: str = "hsv", photometric: str = "auto",
+                 **kwargs):
         super().__init__(recipe, source, batch_size, **kwargs)
         if hue not in HUES:
             raise ValueError(f"hue: expected one of {HUES}, got {hue!r}")
@@ -383,6 +425,7 @@ class DALILoader(ViewLoader):
         if device == "gpu" and not torch.cuda.is_available():
             raise RuntimeError("DALILoader(device='gpu'): no CUDA device is available; use device='cpu'")
         self.device = device
+        self.photometric = resolve_photometric(photometric, device, hue)
         self.device_id = None if device == "cpu" else (torch.cuda.current_device() if device_id is None else device_id)
         self.torch_device = torch.device("cpu") if device == "cpu" else torch.device("cuda", self.device_id)
         self.num_threads, self.prefetch = num_threads, prefetch
@@ -416,7 +459,7 @@ class DALILoader(ViewLoader):
         self._pipe = build_pipeline(
             self.recipe, is_array=self.catalog.is_array, has_labels=self.catalog.labels is not None,
             device=self.device, batch_size=self.batch_size, num_threads=self.num_threads, device_id=self.device_id,
-            prefetch=self.prefetch, source=self._feed, hue=self.hue)
+            prefetch=self.prefetch, source=self._feed, hue=self.hue, photometric=self.photometric)
 
     def _drain(self):
         """Finish an epoch the consumer left early: discard the batches DALI already prefetched."""

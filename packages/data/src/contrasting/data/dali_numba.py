@@ -1,0 +1,285 @@
+"""The photometric ops of a view as one compiled per-sample function for DALI's CPU pipeline.
+
+DALI's native CPU operators need about a hundred graph nodes per view to express torchvision's colour jitter
+(a random order of four ops, each a conditional, and the HSV hexcone hue in element-wise arithmetic), and
+each node is a pass over the image plus scheduling. Here the whole photometric chain of a view — colour
+jitter in its sampled order, grayscale, Gaussian blur, solarize — runs as one Numba-compiled function that
+DALI calls per sample (``nvidia.dali.plugin.numba.fn.numba_function``), in torchvision's own uint8
+arithmetic (float32, truncation back to uint8 after every op, as ``torchvision.transforms.v2.functional``):
+
+================ ==========================================================================================
+brightness       y = trunc(clamp(b·v, 0, 255))
+contrast         y = trunc(clamp(c·v + (1 − c)·m, 0, 255)), m = mean over pixels of floor(luma)
+saturation       y = trunc(clamp(s·v + (1 − s)·floor(luma), 0, 255))
+luma             0.2989 R + 0.587 G + 0.114 B (float32)
+hue              v/255 → HSV (hexcone), h ← (h + shift) mod 1, HSV → RGB, trunc(255.999·x)
+grayscale        trunc(luma) in all three channels
+blur             separable float32 convolution with the sampled kernel, reflect-101 borders, rounded
+solarize         v → 255 − v where v ≥ 255·threshold
+================ ==========================================================================================
+
+The view's op sequence is a static program (``program``): rows of (kind, offset into the parameter vector,
+argument); the per-sample parameters are the same float32 vector the native path reads (``ParamLayout``).
+"""
+
+from __future__ import annotations
+
+import numba
+import numpy as np
+
+from .recipes import ColorJitter, GaussianBlur, Grayscale, HorizontalFlip, Solarize, View
+
+JITTER, GRAY, BLUR, SOLARIZE = 1.0, 2.0, 3.0, 4.0
+
+
+def program(view: View, offsets: tuple[int, ...]) -> np.ndarray:
+    """(n_ops, 3) float64 rows (kind, parameter offset, argument) of ``view``'s photometric ops.
+
+    Arguments: jitter → bit mask of the enabled adjustments (1 brightness, 2 contrast, 4 saturation, 8 hue);
+    blur → the window k; solarize → the threshold on the 0–255 scale. Flips are left to the caller.
+    """
+    rows = []
+    for op, o in zip(view.ops, offsets, strict=True):
+        if isinstance(op, ColorJitter):
+            mask = sum(1 << k for k, r in enumerate(op.ranges()) if r is not None)
+            rows.append((JITTER, o, mask))
+        elif isinstance(op, Grayscale):
+            rows.append((GRAY, o, 0))
+        elif isinstance(op, GaussianBlur):
+            rows.append((BLUR, o, op.window(view.size)))
+        elif isinstance(op, Solarize):
+            rows.append((SOLARIZE, o, op.threshold * 255.0))
+        elif not isinstance(op, HorizontalFlip):
+            raise NotImplementedError(f"DALI backend: unsupported op {type(op).__name__}")
+    return np.array(rows, dtype=np.float64).reshape(-1, 3)
+
+
+@numba.njit(cache=True)
+def _to_u8(y):
+    """float32 → uint8 as torch's ``clamp_(0, 255).to(uint8)``: clamp, then truncate."""
+    if y < 0.0:
+        return np.uint8(0)
+    if y > 255.0:
+        return np.uint8(255)
+    return np.uint8(np.int32(y))
+
+
+@numba.njit(cache=True)
+def _luma(r, g, b):
+    return (np.float32(r) * np.float32(0.2989) + np.float32(g) * np.float32(0.587)) + np.float32(b) * np.float32(0.114)
+
+
+@numba.njit(cache=True)
+def _brightness(src, dst, f):
+    h, w, _ = src.shape
+    for i in range(h):
+        for j in range(w):
+            for c in range(3):
+                dst[i, j, c] = _to_u8(np.float32(src[i, j, c]) * f)
+
+
+@numba.njit(cache=True)
+def _blend_with(src, dst, f, gray, per_pixel):
+    """dst = trunc(clamp(f·src + (1 − f)·g)), g the per-pixel floored luma or the scalar ``gray``."""
+    h, w, _ = src.shape
+    alpha = np.float32(1.0 - np.float64(f))
+    for i in range(h):
+        for j in range(w):
+            g = gray
+            if per_pixel:
+                g = np.float32(np.floor(_luma(src[i, j, 0], src[i, j, 1], src[i, j, 2])))
+            for c in range(3):
+                dst[i, j, c] = _to_u8(np.float32(src[i, j, c]) * f + g * alpha)
+
+
+@numba.njit(cache=True)
+def _mean_floor_luma(src):
+    h, w, _ = src.shape
+    total = 0.0
+    for i in range(h):
+        for j in range(w):
+            total += np.floor(_luma(src[i, j, 0], src[i, j, 1], src[i, j, 2]))
+    return np.float32(total / max(h * w, 1))
+
+
+@numba.njit(cache=True)
+def _hue_pixel(r8, g8, b8, shift):
+    """torchvision's ``adjust_hue`` of one pixel (float32 throughout)."""
+    inv = np.float32(1.0 / 255.0)
+    r, g, b = np.float32(r8) * inv, np.float32(g8) * inv, np.float32(b8) * inv
+    maxc = max(r, max(g, b))
+    minc = min(r, min(g, b))
+    eqc = maxc == minc
+    cr = maxc - minc
+    one = np.float32(1.0)
+    s = cr / (one if eqc else maxc)
+    crd = one if eqc else cr
+    rc, gc, bc = (maxc - r) / crd, (maxc - g) / crd, (maxc - b) / crd
+    if maxc == r:
+        hh = bc - gc
+    elif maxc == g:
+        hh = rc + np.float32(2.0) - bc
+    else:
+        hh = gc + np.float32(4.0) - rc
+    hh = hh * np.float32(1.0 / 6.0) + one
+    hh = hh - np.floor(hh)  # fmod(·, 1) of a positive number
+    hh = hh + shift
+    hh = hh - np.floor(hh)  # remainder(·, 1)
+    h6 = hh * np.float32(6.0)
+    fi = np.floor(h6)
+    f = h6 - fi
+    i = np.int32(fi)
+    if i >= 6:  # h6 rounds up to 6.0 for h just below 1
+        i -= 6
+    sxf = s * f
+    oms = one - s
+    v = maxc
+    q = min(max((one - sxf) * v, np.float32(0.0)), one)
+    t = min(max((sxf + oms) * v, np.float32(0.0)), one)
+    p = min(max(oms * v, np.float32(0.0)), one)
+    if i == 0:
+        ro, go, bo = v, t, p
+    elif i == 1:
+        ro, go, bo = q, v, p
+    elif i == 2:
+        ro, go, bo = p, v, t
+    elif i == 3:
+        ro, go, bo = p, q, v
+    elif i == 4:
+        ro, go, bo = t, p, v
+    else:
+        ro, go, bo = v, p, q
+    k = np.float32(255.999)
+    return np.uint8(np.int32(ro * k)), np.uint8(np.int32(go * k)), np.uint8(np.int32(bo * k))
+
+
+@numba.njit(cache=True)
+def _hue(src, dst, shift):
+    h, w, _ = src.shape
+    s2 = src.reshape(h * w, 3)
+    d2 = dst.reshape(h * w, 3)
+    for q in range(h * w):
+        r, g, b = _hue_pixel(s2[q, 0], s2[q, 1], s2[q, 2], shift)
+        d2[q, 0] = r
+        d2[q, 1] = g
+        d2[q, 2] = b
+
+
+@numba.njit(cache=True)
+def _gray(src, dst):
+    h, w, _ = src.shape
+    for i in range(h):
+        for j in range(w):
+            y = np.uint8(np.int32(_luma(src[i, j, 0], src[i, j, 1], src[i, j, 2])))
+            dst[i, j, 0] = y
+            dst[i, j, 1] = y
+            dst[i, j, 2] = y
+
+
+@numba.njit(cache=True)
+def _reflect(i, n):
+    if i < 0:
+        i = -i
+    if i >= n:
+        i = 2 * n - 2 - i
+    return i
+
+
+@numba.njit(cache=True)
+def _blur(src, dst, kernel):
+    """Vertical then horizontal pass over whole rows (contiguous W·3 runs, so the inner loops vectorise)."""
+    h, w, _ = src.shape
+    k = kernel.shape[0]
+    r = k // 2
+    row = w * 3
+    s2 = src.reshape(h, row)
+    pad = np.empty((w + 2 * r) * 3, dtype=np.float32)
+    acc = np.empty(row, dtype=np.float32)
+    d2 = dst.reshape(h, row)
+    for i in range(h):
+        acc[:] = 0.0
+        for t in range(k):
+            srow = s2[_reflect(i + t - r, h)]
+            kt = kernel[t]
+            for x in range(row):
+                acc[x] += kt * np.float32(srow[x])
+        pad[r * 3:r * 3 + row] = acc
+        for j in range(r):  # reflect-101 borders of the row
+            for c in range(3):
+                pad[(r - 1 - j) * 3 + c] = acc[(j + 1) * 3 + c]
+                pad[(r + w + j) * 3 + c] = acc[(w - 2 - j) * 3 + c]
+        acc[:] = 0.0
+        for t in range(k):
+            kt = kernel[t]
+            base = t * 3
+            for x in range(row):
+                acc[x] += kt * pad[base + x]
+        for x in range(row):
+            d2[i, x] = _to_u8(np.floor(acc[x] + np.float32(0.5)))
+
+
+@numba.njit(cache=True)
+def _solarize(src, dst, threshold):
+    h, w, _ = src.shape
+    for i in range(h):
+        for j in range(w):
+            for c in range(3):
+                v = src[i, j, c]
+                dst[i, j, c] = np.uint8(255 - v) if v >= threshold else v
+
+
+@numba.njit(cache=True)
+def _jitter_op(k, src, dst, f):
+    if k == 0:
+        _brightness(src, dst, f)
+    elif k == 1:
+        _blend_with(src, dst, f, _mean_floor_luma(src), False)
+    elif k == 2:
+        _blend_with(src, dst, f, np.float32(0.0), True)
+    else:
+        _hue(src, dst, f)
+
+
+@numba.njit(cache=True)
+def run_program(out, img, p, prog):
+    """Apply ``prog`` (rows of ``program``) with parameters ``p`` to ``img`` (H, W, 3) uint8, into ``out``."""
+    a = img.copy()
+    b = np.empty_like(a)
+    for row in range(prog.shape[0]):
+        kind, o, arg = prog[row, 0], int(prog[row, 1]), prog[row, 2]
+        if p[o] <= 0.5:
+            continue
+        if kind == JITTER:
+            mask = int(arg)
+            for pos in range(4):
+                k = int(p[o + 1 + pos])
+                if mask & (1 << k):
+                    _jitter_op(k, a, b, p[o + 5 + k])
+                    a, b = b, a
+        elif kind == GRAY:
+            _gray(a, b)
+            a, b = b, a
+        elif kind == BLUR:
+            _blur(a, b, p[o + 1:o + 1 + int(arg)])
+            a, b = b, a
+        elif kind == SOLARIZE:
+            _solarize(a, b, arg)
+            a, b = b, a
+    out[:] = a
+
+
+def same_shape(outs, ins):
+    """DALI setup function: each sample's output has its input image's shape."""
+    for sample in range(len(outs[0])):
+        for d in range(len(outs[0][sample])):
+            outs[0][sample][d] = ins[0][sample][d]
+
+
+def make_run_fn(prog: np.ndarray):
+    """The per-sample ``run_fn(out, img, params)`` that DALI's numba_function compiles, ``prog`` frozen in."""
+    frozen = np.ascontiguousarray(prog, dtype=np.float64)
+
+    def run(out, img, p):
+        run_program(out, img, p, frozen)
+
+    return run
