@@ -71,11 +71,9 @@ def _luma(r, g, b):
 
 @numba.njit(cache=True)
 def _brightness(src, dst, f):
-    h, w, _ = src.shape
-    for i in range(h):
-        for j in range(w):
-            for c in range(3):
-                dst[i, j, c] = _to_u8(np.float32(src[i, j, c]) * f)
+    s1, d1 = src.reshape(-1), dst.reshape(-1)
+    for x in range(s1.shape[0]):
+        d1[x] = _to_u8(np.float32(s1[x]) * f)
 
 
 @numba.njit(cache=True)
@@ -220,12 +218,10 @@ def _blur(src, dst, kernel):
 
 @numba.njit(cache=True)
 def _solarize(src, dst, threshold):
-    h, w, _ = src.shape
-    for i in range(h):
-        for j in range(w):
-            for c in range(3):
-                v = src[i, j, c]
-                dst[i, j, c] = np.uint8(255 - v) if v >= threshold else v
+    s1, d1 = src.reshape(-1), dst.reshape(-1)
+    for x in range(s1.shape[0]):
+        v = s1[x]
+        d1[x] = np.uint8(255 - v) if v >= threshold else v
 
 
 @numba.njit(cache=True)
