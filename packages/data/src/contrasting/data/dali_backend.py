@@ -222,7 +222,9 @@ def _color_jitter(x, p, o: int, ops):
 def _photometric(x, p, plan):
     """``plan``: (kind, offset, static argument) per op, prepared outside AutoGraph's conversion."""
     for kind, o, arg in plan:
-        if kind == "jitter":
+        if kind == "numba":
+            x = arg(x, p)
+        elif kind == "jitter":
             x = _color_jitter(x, p, o, arg)
         elif kind == "gray":
             if p[o] > 0.5:
@@ -256,15 +258,15 @@ def _op_plan(view: View, layout: ParamLayout, gpu: bool, hue: str) -> list:
     return plan
 
 
-def _numba_op(view: View, layout: ParamLayout):
-    """The view's photometric ops as one DALI ``numba_function`` node (identity when the view has none)."""
+def _numba_op(view: View, layout: ParamLayout) -> list:
+    """The view's photometric ops as a one-entry plan: a DALI ``numba_function`` node (none without ops)."""
     from nvidia.dali.plugin.numba.fn.experimental import numba_function  # noqa: PLC0415 - CPU path only
 
     from . import dali_numba  # noqa: PLC0415 - compiles Numba code on first use
 
     prog = dali_numba.program(view, layout.offsets)
     if not len(prog):
-        return lambda x, p: x
+        return []
     run_fn = dali_numba.make_run_fn(prog)
 
     @do_not_convert
@@ -272,7 +274,7 @@ def _numba_op(view: View, layout: ParamLayout):
         return numba_function(x, p, run_fn=run_fn, in_types=[types.UINT8, types.FLOAT], out_types=[types.UINT8],
                               ins_ndim=[3, 1], outs_ndim=[3], setup_fn=dali_numba.same_shape)
 
-    return apply
+    return [("numba", 0, apply)]
 
 
 @do_not_convert
@@ -341,7 +343,7 @@ def build_pipeline(recipe: Recipe, *, is_array: bool, has_labels: bool, device: 
         # AutoGraph's zip (this function is converted) has no strict=; the lengths match by construction
         for view, plan, p in zip(views, plans, params):  # noqa: B905
             x = _geometry(img, p, view, types.INTERP_LINEAR, True)
-            x = plan(x, p) if callable(plan) else _photometric(x, p, plan)
+            x = _photometric(x, p, plan)
             mirror = fn.cast(p[6], dtype=types.INT32)
             outs.append(fn.crop_mirror_normalize(x, mirror=mirror, mean=mean, std=std, output_layout="CHW",
                                                  dtype=types.FLOAT))
