@@ -127,7 +127,7 @@ def test_cpu_quick(benchmark, catalog, case, variant):
     name, kw = case
     photometric, hue = VARIANTS[variant]
     _run(benchmark, catalog, recipe=get_recipe(name, **kw), kw=kw, device="cpu", threads=2, batch_size=64, hue=hue,
-         rounds=3, photometric=photometric)
+         rounds=5, photometric=photometric)
 
 
 GPU = [("simclr", dict(size=224)), ("swav", dict(global_size=224, local_size=96))]

@@ -65,8 +65,17 @@ def _to_u8(y):
 
 
 @numba.njit(cache=True)
+def _fma(a, b, c):
+    """float32 a + b·c rounded once, as torch's vectorised ``add(other, alpha=…)`` (a fused multiply-add)."""
+    return np.float32(np.float64(a) + np.float64(b) * np.float64(c))
+
+
+@numba.njit(cache=True)
 def _luma(r, g, b):
-    return (np.float32(r) * np.float32(0.2989) + np.float32(g) * np.float32(0.587)) + np.float32(b) * np.float32(0.114)
+    """torch's ``r.mul(0.2989).add_(g, alpha=0.587).add_(b, alpha=0.114)``."""
+    y = np.float32(r) * np.float32(0.2989)
+    y = _fma(y, np.float32(g), np.float32(0.587))
+    return _fma(y, np.float32(b), np.float32(0.114))
 
 
 @numba.njit(cache=True)
@@ -87,7 +96,7 @@ def _blend_with(src, dst, f, gray, per_pixel):
             if per_pixel:
                 g = np.float32(np.floor(_luma(src[i, j, 0], src[i, j, 1], src[i, j, 2])))
             for c in range(3):
-                dst[i, j, c] = _to_u8(np.float32(src[i, j, c]) * f + g * alpha)
+                dst[i, j, c] = _to_u8(_fma(np.float32(src[i, j, c]) * f, g, alpha))
 
 
 @numba.njit(cache=True)
@@ -101,66 +110,45 @@ def _mean_floor_luma(src):
 
 
 @numba.njit(cache=True)
-def _hue_pixel(r8, g8, b8, shift):
-    """torchvision's ``adjust_hue`` of one pixel (float32 throughout)."""
-    inv = np.float32(1.0 / 255.0)
-    r, g, b = np.float32(r8) * inv, np.float32(g8) * inv, np.float32(b8) * inv
-    maxc = max(r, max(g, b))
-    minc = min(r, min(g, b))
-    eqc = maxc == minc
-    cr = maxc - minc
-    one = np.float32(1.0)
-    s = cr / (one if eqc else maxc)
-    crd = one if eqc else cr
-    rc, gc, bc = (maxc - r) / crd, (maxc - g) / crd, (maxc - b) / crd
-    if maxc == r:
-        hh = bc - gc
-    elif maxc == g:
-        hh = rc + np.float32(2.0) - bc
-    else:
-        hh = gc + np.float32(4.0) - rc
-    hh = hh * np.float32(1.0 / 6.0) + one
-    hh = hh - np.floor(hh)  # fmod(·, 1) of a positive number
-    hh = hh + shift
-    hh = hh - np.floor(hh)  # remainder(·, 1)
-    h6 = hh * np.float32(6.0)
-    fi = np.floor(h6)
-    f = h6 - fi
-    i = np.int32(fi)
-    if i >= 6:  # h6 rounds up to 6.0 for h just below 1
-        i -= 6
-    sxf = s * f
-    oms = one - s
-    v = maxc
-    q = min(max((one - sxf) * v, np.float32(0.0)), one)
-    t = min(max((sxf + oms) * v, np.float32(0.0)), one)
-    p = min(max(oms * v, np.float32(0.0)), one)
-    if i == 0:
-        ro, go, bo = v, t, p
-    elif i == 1:
-        ro, go, bo = q, v, p
-    elif i == 2:
-        ro, go, bo = p, v, t
-    elif i == 3:
-        ro, go, bo = p, q, v
-    elif i == 4:
-        ro, go, bo = t, p, v
-    else:
-        ro, go, bo = v, p, q
-    k = np.float32(255.999)
-    return np.uint8(np.int32(ro * k)), np.uint8(np.int32(go * k)), np.uint8(np.int32(bo * k))
-
-
-@numba.njit(cache=True)
 def _hue(src, dst, shift):
-    h, w, _ = src.shape
-    s2 = src.reshape(h * w, 3)
-    d2 = dst.reshape(h * w, 3)
-    for q in range(h * w):
-        r, g, b = _hue_pixel(s2[q, 0], s2[q, 1], s2[q, 2], shift)
-        d2[q, 0] = r
-        d2[q, 1] = g
-        d2[q, 2] = b
+    """torchvision's ``adjust_hue`` (float32 throughout), written branch-free so that the pixel loop vectorises."""
+    s1, d1 = src.reshape(-1), dst.reshape(-1)
+    inv = np.float32(1.0 / 255.0)
+    one, zero = np.float32(1.0), np.float32(0.0)
+    sixth, to_u8 = np.float32(1.0 / 6.0), np.float32(255.999)
+    for q in range(s1.shape[0] // 3):
+        r = np.float32(s1[3 * q]) * inv
+        g = np.float32(s1[3 * q + 1]) * inv
+        b = np.float32(s1[3 * q + 2]) * inv
+        maxc = max(r, max(g, b))
+        minc = min(r, min(g, b))
+        eqc = maxc == minc
+        cr = maxc - minc
+        s = cr / (one if eqc else maxc)
+        crd = one if eqc else cr
+        rc, gc, bc = (maxc - r) / crd, (maxc - g) / crd, (maxc - b) / crd
+        hh = (bc - gc) if maxc == r else ((rc + np.float32(2.0) - bc) if maxc == g else (gc + np.float32(4.0) - rc))
+        hh = hh * sixth + one
+        hh = hh - np.floor(hh)  # fmod(·, 1) of a positive number
+        hh = hh + shift
+        hh = hh - np.floor(hh)  # remainder(·, 1)
+        h6 = hh * np.float32(6.0)
+        fi = np.floor(h6)
+        f = h6 - fi
+        i = np.int32(fi)
+        i = i - 6 if i >= 6 else i  # h6 rounds up to 6.0 for h just below 1
+        sxf = s * f
+        oms = one - s
+        v = maxc
+        qq = min(max((one - sxf) * v, zero), one)
+        t = min(max((sxf + oms) * v, zero), one)
+        p = min(max(oms * v, zero), one)
+        ro = v if (i == 0 or i == 5) else (qq if i == 1 else (p if i <= 3 else t))
+        go = t if i == 0 else (v if i <= 2 else (qq if i == 3 else p))
+        bo = p if i <= 1 else (t if i == 2 else (v if i <= 4 else qq))
+        d1[3 * q] = np.uint8(np.int32(ro * to_u8))
+        d1[3 * q + 1] = np.uint8(np.int32(go * to_u8))
+        d1[3 * q + 2] = np.uint8(np.int32(bo * to_u8))
 
 
 @numba.njit(cache=True)
