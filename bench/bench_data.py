@@ -1,13 +1,15 @@
 """Augmentation throughput: the DALI executor vs the torchvision DataLoader (the reference), same CPU threads.
 
 Run: ``pytest bench/bench_data.py --benchmark-only`` (``-k quick`` for the CPU cases, ``-m gpu`` for the GPU
-ones). The JPEGs are made by the benchmark itself (``N_IMAGES`` smooth colour images of 160–256 px, quality 90).
-One round = one epoch over them (GPU cases: 2048, so that each of the 16 workers gets batches). The timed
+ones). The JPEGs are made by the benchmark itself (``N_IMAGES`` smooth colour images of 160–256 px, quality 90;
+GPU cases: ImageNet-sized, 300–500 px, 256 distinct images written 8 times so that each of the 16 workers
+gets batches). One round = one epoch over them. The timed
 function is the DALI epoch; before every round, the ``setup`` hook runs one torchvision epoch over the same
 plan and times it, so the two executors alternate and share the machine's load (the rows also record the
 load average). ``extra_info`` (via ``bench.harness.record``):
 ``throughput`` = DALI images/s (median round), ``torchvision_images_per_s`` (median), ``speedup``, threads,
-recipe and view sizes, DALI's photometric implementation ("numba": one compiled function per view, the CPU
+recipe and view sizes, GPU decoding's ``fancy_upsampling`` (exact chroma, the default, or nvJPEG's own),
+DALI's photometric implementation ("numba": one compiled function per view, the CPU
 default; "native": DALI operators) and hue model ("hsv": torchvision-exact; "yiq": DALI's native ``fn.hsv``).
 
 Targets (issue): CPU, 2 threads vs ``num_workers=2``, 96–128 px crops: DALI ≥ 2×; GPU (H100, 16 cores) vs a
@@ -17,6 +19,7 @@ Targets (issue): CPU, 2 threads vs ``num_workers=2``, 96–128 px crops: DALI �
 from __future__ import annotations
 
 import os
+import shutil
 import statistics
 import time
 
@@ -30,14 +33,15 @@ from contrasting.data import FileListSource, get_recipe, make_loader, scan_sourc
 
 N_IMAGES = 256
 SIZE_RANGE = (160, 256)
+GPU_SIZE_RANGE = (300, 500)  # ImageNet's train images average about 400 × 350 px
 
 
-def make_jpegs(folder, n: int = N_IMAGES, seed: int = 0) -> list[str]:
-    """``n`` JPEGs of random sizes in SIZE_RANGE: smooth gradients plus noise (realistic file sizes)."""
+def make_jpegs(folder, n: int = N_IMAGES, seed: int = 0, size_range=SIZE_RANGE) -> list[str]:
+    """``n`` JPEGs of random sizes in ``size_range``: smooth gradients plus noise (realistic file sizes)."""
     rng = np.random.default_rng(seed)
     paths = []
     for i in range(n):
-        h, w = (int(v) for v in rng.integers(SIZE_RANGE[0], SIZE_RANGE[1] + 1, size=2))
+        h, w = (int(v) for v in rng.integers(size_range[0], size_range[1] + 1, size=2))
         yy, xx = np.mgrid[0:h, 0:w] / 40.0
         base = np.stack([np.sin(xx * (1 + c) + rng.random() * 6) * np.cos(yy * (1.5 - 0.3 * c)) for c in range(3)], -1)
         img = ((base * 0.5 + 0.5) * 200 + rng.normal(0, 12, (h, w, 3))).clip(0, 255).astype(np.uint8)
@@ -47,9 +51,12 @@ def make_jpegs(folder, n: int = N_IMAGES, seed: int = 0) -> list[str]:
     return paths
 
 
-def _catalog(tmp_path_factory, n: int):
+def _catalog(tmp_path_factory, n: int, size_range=SIZE_RANGE, copies: int = 1):
     folder = tmp_path_factory.mktemp("bench_jpegs")
-    paths = make_jpegs(str(folder), n)
+    paths = make_jpegs(str(folder), n, size_range=size_range)
+    for c in range(1, copies):
+        for p in paths[:n]:
+            paths.append(shutil.copyfile(p, p.replace(".jpg", f"-{c}.jpg")))
     return scan_source(FileListSource.from_samples([(p, i % 10) for i, p in enumerate(paths)]))
 
 
@@ -63,7 +70,8 @@ def catalog(tmp_path_factory):
 def gpu_catalog(tmp_path_factory):
     """The GPU cases' JPEGs: GPU_BATCHES_PER_WORKER batches for each of the 16 torchvision workers, which take
     one batch each (256 images in batches of 128 would leave 14 of them idle)."""
-    return _catalog(tmp_path_factory, 16 * GPU_BATCHES_PER_WORKER * GPU_BATCH)
+    n = 16 * GPU_BATCHES_PER_WORKER * GPU_BATCH
+    return _catalog(tmp_path_factory, N_IMAGES, GPU_SIZE_RANGE, copies=n // N_IMAGES)
 
 
 _torchvision: dict = {}
@@ -74,13 +82,13 @@ def _epoch(loader) -> int:
 
 
 def _run(benchmark, catalog, *, recipe, kw, device: str, threads: int, batch_size: int, hue: str, rounds: int,
-         photometric: str = "auto"):
+         photometric: str = "auto", **dali_kw):
     key = (recipe.name, tuple(v.size for v in recipe.views), threads, batch_size)
     if key not in _torchvision:
         _torchvision[key] = make_loader(recipe, catalog, batch_size, backend="torchvision", num_workers=threads)
     ref = _torchvision[key]
     dali = make_loader(recipe, catalog, batch_size, backend="dali", device=device, num_threads=threads, hue=hue,
-                       photometric=photometric)
+                       photometric=photometric, **dali_kw)
     _epoch(dali), _epoch(ref)  # warm-up: pipeline build, worker start-up, page cache
     ref_rates, loads = [], [os.getloadavg()[0]]
 
@@ -103,8 +111,14 @@ def _run(benchmark, catalog, *, recipe, kw, device: str, threads: int, batch_siz
     record(benchmark, device="cuda" if device == "gpu" else "cpu", dtype=torch.float32, work=n, work_unit="images",
            flops=None, peak_memory_mb=None, recipe=recipe.name, view_sizes=[v.size for v in recipe.expanded_views()],
            executor=f"dali-{device}", hue=hue, photometric=dali.photometric, threads=threads, batch_size=batch_size,
+           fancy_upsampling=dali.fancy_upsampling, image_sizes=list(catalog_sizes(catalog)),
            torchvision_images_per_s=tv, speedup=(n / benchmark.stats.stats.median) / tv,
            load_average=loads, cpu_count=os.cpu_count(), **kw)
+
+
+def catalog_sizes(catalog) -> tuple[int, int]:
+    """(smallest, largest) image side of ``catalog``."""
+    return int(catalog.sizes.min()), int(catalog.sizes.max())
 
 
 CPU_QUICK = [
@@ -136,9 +150,11 @@ GPU_BATCHES_PER_WORKER = 2
 
 
 @pytest.mark.gpu
+@pytest.mark.parametrize("decode", ["exact", "nvjpeg"])
 @pytest.mark.parametrize("case", GPU, ids=ids)
-def test_gpu(benchmark, gpu_catalog, case):
-    """DALI GPU (mixed decoding, 16 threads) vs torchvision (16 workers), 224 px."""
+def test_gpu(benchmark, gpu_catalog, case, decode):
+    """DALI GPU (mixed decoding, 16 threads) vs torchvision (16 workers), 224 px; decoding with exact chroma
+    upsampling (the default) or nvJPEG's own."""
     name, kw = case
     _run(benchmark, gpu_catalog, recipe=get_recipe(name, **kw), kw=kw, device="gpu", threads=16,
-         batch_size=GPU_BATCH, hue="hsv", rounds=3)
+         batch_size=GPU_BATCH, hue="hsv", rounds=3, fancy_upsampling=decode == "exact")

@@ -6,7 +6,8 @@
 # Each stage has a time limit (SIGINT, so pytest still writes its summary, junit and benchmark JSON).
 # The packages are used from their source trees (PYTHONPATH), so the machine's own torch is tested.
 # Optional: WHEELS=dir of extra wheels (DALI, DeepSpeed's pydantic...) installed into /tmp/site first,
-# DEEPSPEED_TGZ=a tarball of the deepspeed package (it ships as an sdist only).
+# DEEPSPEED_TGZ=a tarball of the deepspeed package (it ships as an sdist only), SITE_TXZ=an xz tarball of
+# installed packages (e.g. DALI and its dependencies, unpacked from their wheels), all into /tmp/site.
 # Results (pytest-benchmark JSON, junit XML, logs) go to $OUT (default bench/results/raw).
 set -u
 cd "$(dirname "$0")/.."
@@ -19,6 +20,9 @@ PY=${PYTHON:-python3}
 
 if [[ -n "${WHEELS:-}" ]]; then
   $PY -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site "$WHEELS"/*.whl
+fi
+if [[ -n "${SITE_TXZ:-}" ]]; then
+  tar -xJf "$SITE_TXZ" -C /tmp/site
 fi
 if [[ -n "${DEEPSPEED_TGZ:-}" ]]; then
   tar -xzf "$DEEPSPEED_TGZ" -C /tmp/site
@@ -48,9 +52,13 @@ for stage in "$@"; do
         --benchmark-json="$OUT/bench-sinkhorn.json" ;;
     losses)  # every loss test on the real device, not only the gpu-marked ones
       pytest_to losses-tests "${LOSSES_LIMIT:-300}" tests/losses --ignore=tests/losses/test_kernel_report.py ;;
-    data)
-      pytest_to data-tests 60 tests/data/test_dali_gpu.py
-      pytest_to bench-data 120 bench/bench_data.py -m gpu --benchmark-only --benchmark-json="$OUT/bench-data.json" ;;
+    data)  # agreement table (GPU decoder with/without exact chroma upsampling), GPU tests, GPU benchmark
+      timeout -s INT 120 $PY bench/agreement_dali.py --devices gpu --out "$OUT/agreement-dali.json" \
+        >"$OUT/agreement-dali.log" 2>&1
+      echo "== agreement-dali: exit $?"
+      tail -n 30 "$OUT/agreement-dali.log"
+      pytest_to data-tests 150 tests/data/test_equivalence.py tests/data/test_dali_gpu.py -m gpu -rA
+      pytest_to bench-data 240 bench/bench_data.py -m gpu --benchmark-only --benchmark-json="$OUT/bench-data.json" ;;
     encoders)
       pytest_to bench-encoders 100 bench/bench_encoders.py -m gpu -k "${ENCODERS_K:-simclr or swav}" --benchmark-only \
         --benchmark-json="$OUT/bench-encoders.json" ;;

@@ -48,3 +48,31 @@ def max_normalised_diff(a, b) -> tuple[float, float]:
     """(mean |a − b|, fraction of elements with |a − b| > 0.1) over tensors a, b."""
     d = (a.float() - b.float()).abs()
     return float(d.mean()), float((d > 0.1).float().mean())
+
+
+def decode_dali(paths, device: str = "gpu", fancy_upsampling: bool = True) -> list[np.ndarray]:
+    """HWC uint8 RGB arrays of the image files ``paths`` decoded by DALI in one batch: ``device`` "gpu" (the
+    mixed decoder, ``jpeg_fancy_upsampling`` as given; needs CUDA) or "cpu" (libjpeg-turbo)."""
+    import nvidia.dali.fn as fn  # noqa: PLC0415 - DALI only where a decoder test runs
+    import nvidia.dali.types as types  # noqa: PLC0415
+    import torch  # noqa: PLC0415
+    from nvidia.dali import pipeline_def  # noqa: PLC0415
+
+    encoded = [np.fromfile(p, dtype=np.uint8) for p in paths]
+    gpu = device == "gpu"
+    kw = dict(device="mixed", jpeg_fancy_upsampling=fancy_upsampling) if gpu else dict(device="cpu")
+
+    @pipeline_def(batch_size=len(encoded), num_threads=2, device_id=torch.cuda.current_device() if gpu else None)
+    def pipe():
+        return fn.decoders.image(fn.external_source(source=lambda: encoded, batch=True), output_type=types.RGB, **kw)
+
+    p = pipe()
+    p.build()
+    out = p.run()[0]
+    out = out.as_cpu() if gpu else out
+    return [np.array(out.at(i)) for i in range(len(encoded))]
+
+
+def decode_pil(path) -> np.ndarray:
+    """HWC uint8 RGB of an image file as PIL decodes it (libjpeg-turbo; the torchvision reference's decoder)."""
+    return np.asarray(Image.open(path).convert("RGB"))

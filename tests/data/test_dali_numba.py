@@ -94,7 +94,7 @@ def test_program_runs_ops_in_order_with_their_flags():
     p[o_blur], p[o_blur + 1:o_blur + 6] = 1, kernel
     p[o_sol] = 1  # grayscale stays off
     out = np.empty_like(img)
-    dn.make_run_fn(prog)(out, img, p)
+    dn.run(out, img, p, prog)
     ref = _torch(img)
     for k in order:
         ref = ADJUST[k](ref, float(factors[k]))
@@ -102,5 +102,5 @@ def test_program_runs_ops_in_order_with_their_flags():
     worst, frac = _diff(out, _numpy(ref))
     assert worst <= 1 and frac <= 0.01, (worst, frac)
     p[o_jit] = p[o_blur] = p[o_sol] = 0  # everything off: the image passes through
-    dn.make_run_fn(prog)(out, img, p)
+    dn.run(out, img, p, prog)
     assert np.array_equal(out, img)

@@ -13,6 +13,9 @@ reproduces torchvision's uint8 kernel (``torchvision_backend``), including the t
 when it converts back to uint8 (DALI rounds: shifted by −0.499 where needed):
 
 ================ ===========================================================================================
+decoding         CPU: libjpeg-turbo (as PIL); GPU (``mixed``): nvJPEG / the hardware JPEG decoder with
+                 ``jpeg_fancy_upsampling`` (libjpeg-turbo's smooth chroma upsampling) unless
+                 ``fancy_upsampling=False`` (nvJPEG's default upsampling)
 geometry         ``fn.slice`` of the window, then ``fn.resize`` (bilinear, antialias) — crop then resize,
                  as ``F.resized_crop``; centre crop: resize to the sampled size, then slice
 brightness       ``fn.brightness_contrast(brightness=b, brightness_shift=−0.499/255)``: exact
@@ -258,21 +261,33 @@ def _op_plan(view: View, layout: ParamLayout, gpu: bool, hue: str) -> list:
     return plan
 
 
-def _numba_op(view: View, layout: ParamLayout) -> list:
-    """The view's photometric ops as a one-entry plan: a DALI ``numba_function`` node (none without ops)."""
-    from nvidia.dali.plugin.numba.fn.experimental import numba_function  # noqa: PLC0415 - CPU path only
+@functools.cache
+def _numba_operator():
+    """The DALI operator that runs ``dali_numba.run`` per sample: built (and compiled by Numba) once per
+    process and shared by every view of every pipeline; the view's program is its third input."""
+    from nvidia.dali.plugin.numba import NumbaFunction  # noqa: PLC0415 - CPU path only
 
     from . import dali_numba  # noqa: PLC0415 - compiles Numba code on first use
+
+    return NumbaFunction(run_fn=dali_numba.run, setup_fn=dali_numba.same_shape, device="cpu",
+                         in_types=[types.UINT8, types.FLOAT, types.FLOAT], out_types=[types.UINT8],
+                         ins_ndim=[3, 1, 2], outs_ndim=[3])
+
+
+def _numba_op(view: View, layout: ParamLayout) -> list:
+    """The view's photometric ops as a one-entry plan: the shared Numba operator applied with the view's
+    program (none without ops)."""
+    from . import dali_numba  # noqa: PLC0415
 
     prog = dali_numba.program(view, layout.offsets)
     if not len(prog):
         return []
-    run_fn = dali_numba.make_run_fn(prog)
+    operator = _numba_operator()
+    values, shape = [float(v) for v in prog.ravel()], list(prog.shape)
 
     @do_not_convert
     def apply(x, p):
-        return numba_function(x, p, run_fn=run_fn, in_types=[types.UINT8, types.FLOAT], out_types=[types.UINT8],
-                              ins_ndim=[3, 1], outs_ndim=[3], setup_fn=dali_numba.same_shape)
+        return operator(x, p, fn.constant(fdata=values, shape=shape, dtype=types.FLOAT))
 
     return [("numba", 0, apply)]
 
@@ -302,11 +317,12 @@ def resolve_photometric(photometric: str, device: str, hue: str) -> str:
 
 def build_pipeline(recipe: Recipe, *, is_array: bool, has_labels: bool, device: str, batch_size: int,
                    num_threads: int, device_id: int | None, prefetch: int, source, hue: str = "hsv",
-                   photometric: str = "auto") -> object:
+                   photometric: str = "auto", fancy_upsampling: bool = True) -> object:
     """The DALI pipeline of ``recipe`` fed by ``source`` (a batch callback returning the tuple described in
     ``DALILoader._feed``); outputs: views, then labels (if any), then targets per view (dense), then rows.
     ``photometric``: "native" (DALI operators, CPU or GPU), "numba" (one compiled function per view,
-    ``dali_numba``; CPU only), "auto" (numba on the CPU unless ``hue="yiq"``)."""
+    ``dali_numba``; CPU only), "auto" (numba on the CPU unless ``hue="yiq"``). ``fancy_upsampling``: the GPU
+    decoder upsamples JPEG chroma as libjpeg-turbo does (the CPU decoder and PIL always do)."""
     views = recipe.expanded_views()
     layouts = [ParamLayout.of(v) for v in views]
     target = recipe.target
@@ -334,7 +350,9 @@ def build_pipeline(recipe: Recipe, *, is_array: bool, has_labels: bool, device: 
         if is_array:
             img = encoded.gpu() if device == "gpu" else encoded
         else:
-            img = fn.decoders.image(encoded, device="mixed" if device == "gpu" else "cpu", output_type=types.RGB)
+            decode = dict(device="cpu") if device == "cpu" else dict(device="mixed",
+                                                                      jpeg_fancy_upsampling=fancy_upsampling)
+            img = fn.decoders.image(encoded, output_type=types.RGB, **decode)
         labels = extra.pop(0) if has_labels else None
         tgt = extra.pop(0) if target is not None else None
         if tgt is not None and device == "gpu":
@@ -404,7 +422,9 @@ def _to_torch(tl, device: torch.device) -> torch.Tensor:
 
 class DALILoader(ViewLoader):
     """The DALI executor (see the module docstring): ``device`` "auto" | "gpu" | "cpu", ``num_threads``
-    CPU threads, ``device_id`` (GPU; default the current device), ``prefetch`` queue depth.
+    CPU threads, ``device_id`` (GPU; default the current device), ``prefetch`` queue depth, ``hue`` and
+    ``photometric`` (``build_pipeline``), ``fancy_upsampling`` (GPU decoding: libjpeg-turbo's chroma
+    upsampling, as the CPU decoder and the torchvision reference; False: nvJPEG's default).
 
     Outputs are fresh torch tensors (copied out of DALI's buffers), on ``cuda:device_id`` for "gpu".
     A decoding failure that the scan did not catch stops the epoch with a RuntimeError naming the files of
@@ -415,7 +435,7 @@ class DALILoader(ViewLoader):
 
     def __init__(self, recipe, source, batch_size: int, *, device: str = "auto", num_threads: int = 2,
                  device_id: int | None = None, prefetch: int = 2, hue: str = "hsv", photometric: str = "auto",
-                 **kwargs):
+                 fancy_upsampling: bool = True, **kwargs):
         super().__init__(recipe, source, batch_size, **kwargs)
         if hue not in HUES:
             raise ValueError(f"hue: expected one of {HUES}, got {hue!r}")
@@ -431,6 +451,9 @@ class DALILoader(ViewLoader):
         self.device_id = None if device == "cpu" else (torch.cuda.current_device() if device_id is None else device_id)
         self.torch_device = torch.device("cpu") if device == "cpu" else torch.device("cuda", self.device_id)
         self.num_threads, self.prefetch = num_threads, prefetch
+        if not isinstance(fancy_upsampling, bool):
+            raise TypeError(f"fancy_upsampling: expected a bool, got {fancy_upsampling!r}")
+        self.fancy_upsampling = fancy_upsampling
         self._pipe = None
         self._pending: collections.deque = collections.deque()
         self._tasks = iter(())
@@ -461,7 +484,8 @@ class DALILoader(ViewLoader):
         self._pipe = build_pipeline(
             self.recipe, is_array=self.catalog.is_array, has_labels=self.catalog.labels is not None,
             device=self.device, batch_size=self.batch_size, num_threads=self.num_threads, device_id=self.device_id,
-            prefetch=self.prefetch, source=self._feed, hue=self.hue, photometric=self.photometric)
+            prefetch=self.prefetch, source=self._feed, hue=self.hue, photometric=self.photometric,
+            fancy_upsampling=self.fancy_upsampling)
 
     def _drain(self):
         """Finish an epoch the consumer left early: discard the batches DALI already prefetched."""

@@ -33,7 +33,7 @@ JITTER, GRAY, BLUR, SOLARIZE = 1.0, 2.0, 3.0, 4.0
 
 
 def program(view: View, offsets: tuple[int, ...]) -> np.ndarray:
-    """(n_ops, 3) float64 rows (kind, parameter offset, argument) of ``view``'s photometric ops.
+    """(n_ops, 3) float32 rows (kind, parameter offset, argument) of ``view``'s photometric ops.
 
     Arguments: jitter → bit mask of the enabled adjustments (1 brightness, 2 contrast, 4 saturation, 8 hue);
     blur → the window k; solarize → the threshold on the 0–255 scale. Flips are left to the caller.
@@ -51,7 +51,7 @@ def program(view: View, offsets: tuple[int, ...]) -> np.ndarray:
             rows.append((SOLARIZE, o, op.threshold * 255.0))
         elif not isinstance(op, HorizontalFlip):
             raise NotImplementedError(f"DALI backend: unsupported op {type(op).__name__}")
-    return np.array(rows, dtype=np.float64).reshape(-1, 3)
+    return np.array(rows, dtype=np.float32).reshape(-1, 3)
 
 
 @numba.njit(cache=True)
@@ -259,11 +259,7 @@ def same_shape(outs, ins):
             outs[0][sample][d] = ins[0][sample][d]
 
 
-def make_run_fn(prog: np.ndarray):
-    """The per-sample ``run_fn(out, img, params)`` that DALI's numba_function compiles, ``prog`` frozen in."""
-    frozen = np.ascontiguousarray(prog, dtype=np.float64)
-
-    def run(out, img, p):
-        run_program(out, img, p, frozen)
-
-    return run
+def run(out, img, p, prog):
+    """DALI's per-sample ``run_fn``: ``run_program`` with the view's program as a third (constant) input, so
+    that one compiled function serves every view of every pipeline."""
+    run_program(out, img, p, prog)
