@@ -9,8 +9,9 @@ plan and times it, so the two executors alternate and share the machine's load (
 load average). ``extra_info`` (via ``bench.harness.record``):
 ``throughput`` = DALI images/s (median round), ``torchvision_images_per_s`` (median), ``speedup``, threads,
 recipe and view sizes, GPU decoding's ``fancy_upsampling`` (exact chroma, the default, or nvJPEG's own),
-DALI's photometric implementation ("numba": one compiled function per view, the CPU
-default; "native": DALI operators) and hue model ("hsv": torchvision-exact; "yiq": DALI's native ``fn.hsv``).
+DALI's photometric implementation ("numba": one compiled function per view, the CPU default; "torch":
+batched torch kernels on DALI's output, the GPU default; "native": DALI operators) and hue model ("hsv":
+torchvision-exact; "yiq": DALI's native ``fn.hsv``).
 
 Targets (issue): CPU, 2 threads vs ``num_workers=2``, 96–128 px crops: DALI ≥ 2×; GPU (H100, 16 cores) vs a
 16-worker loader at 224 px: ≥ 3×.
@@ -129,9 +130,10 @@ CPU_QUICK = [
 ids = lambda c: f"{c[0]}-" + "-".join(str(v) for v in c[1].values())  # noqa: E731
 
 
-# DALI's photometric implementation × hue model: the default CPU executor (Numba, exact), the native DALI
-# operators with the exact hue, and with DALI's own YIQ hue
-VARIANTS = {"numba": ("numba", "hsv"), "native-hsv": ("native", "hsv"), "native-yiq": ("native", "yiq")}
+# DALI's photometric implementation × hue model: the default CPU executor (Numba, exact), batched torch ops
+# (the GPU default), the native DALI operators with the exact hue, and with DALI's own YIQ hue
+VARIANTS = {"numba": ("numba", "hsv"), "torch": ("torch", "hsv"), "native-hsv": ("native", "hsv"),
+            "native-yiq": ("native", "yiq")}
 
 
 @pytest.mark.parametrize("variant", list(VARIANTS))
@@ -149,12 +151,17 @@ GPU_BATCH = 64
 GPU_BATCHES_PER_WORKER = 2
 
 
+# GPU variants: the default (exact chroma upsampling, batched torch photometric ops), nvJPEG's own chroma
+# upsampling, and DALI's native photometric operators
+GPU_VARIANTS = {"exact": dict(fancy_upsampling=True), "nvjpeg": dict(fancy_upsampling=False),
+                "native-ops": dict(photometric="native")}
+
+
 @pytest.mark.gpu
-@pytest.mark.parametrize("decode", ["exact", "nvjpeg"])
+@pytest.mark.parametrize("variant", list(GPU_VARIANTS))
 @pytest.mark.parametrize("case", GPU, ids=ids)
-def test_gpu(benchmark, gpu_catalog, case, decode):
-    """DALI GPU (mixed decoding, 16 threads) vs torchvision (16 workers), 224 px; decoding with exact chroma
-    upsampling (the default) or nvJPEG's own."""
+def test_gpu(benchmark, gpu_catalog, case, variant):
+    """DALI GPU (mixed decoding, 16 threads) vs torchvision (16 workers), 224 px."""
     name, kw = case
     _run(benchmark, gpu_catalog, recipe=get_recipe(name, **kw), kw=kw, device="gpu", threads=16,
-         batch_size=GPU_BATCH, hue="hsv", rounds=3, fancy_upsampling=decode == "exact")
+         batch_size=GPU_BATCH, hue="hsv", rounds=3, **GPU_VARIANTS[variant])

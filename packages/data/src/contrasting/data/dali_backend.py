@@ -6,9 +6,11 @@ numbers the torchvision executor uses. DALI's own random operators are not used,
 on ``num_threads`` and match the reference sample by sample. The image is decoded once and every view is
 built from it; per-sample probabilities use DALI conditionals (``if <bool DataNode>:``).
 
-Photometric ops have two implementations (``photometric=``): on the CPU by default one Numba-compiled
-function per view (``dali_numba``: torchvision's uint8 arithmetic, a single DALI node instead of ~100), and
-the native DALI operators below (GPU, and CPU with ``hue="yiq"`` or ``photometric="native"``). Each native op
+Photometric ops have three implementations (``photometric=``): on the CPU by default one Numba-compiled
+function per view (``dali_numba``: torchvision's uint8 arithmetic, a single DALI node instead of ~100); on
+the GPU by default batched torch kernels applied to DALI's uint8 output (``torch_photometric``: the same
+arithmetic, one kernel per op and batch instead of ~100 conditional DALI nodes per view); and the native
+DALI operators below (either device; the only choice with ``hue="yiq"``). Each native op
 reproduces torchvision's uint8 kernel (``torchvision_backend``), including the truncation torchvision applies
 when it converts back to uint8 (DALI rounds: shifted by −0.499 where needed):
 
@@ -49,6 +51,7 @@ from nvidia.dali import pipeline_def
 from nvidia.dali.pipeline import do_not_convert
 from nvidia.dali.tensors import TensorListGPU
 
+from . import torch_photometric
 from .loader import Batch, ViewLoader
 from .params import ViewParams, gaussian_kernel1d
 from .recipes import ColorJitter, GaussianBlur, Grayscale, HorizontalFlip, Recipe, Solarize, View
@@ -59,7 +62,7 @@ TO_UINT8 = 255.999 / 255.0  # torchvision's float→uint8 scale (x·(255 + 1 −
 TRUNCATE = -0.499 / 255.0  # brightness_shift (in units of 255) that turns DALI's rounding into truncation
 HUES = ("hsv", "yiq")
 DEVICES = ("auto", "gpu", "cpu")
-PHOTOMETRIC = ("auto", "numba", "native")
+PHOTOMETRIC = ("auto", "numba", "torch", "native")
 
 
 # --------------------------------------------------------------------------------------------- parameter layout
@@ -305,13 +308,16 @@ def _geometry(x, p, view: View, interp, antialias: bool):
 
 
 def resolve_photometric(photometric: str, device: str, hue: str) -> str:
-    """"numba" or "native" for ``photometric`` ("auto": numba on the CPU with the exact hue, else native)."""
+    """"numba", "torch" or "native" for ``photometric`` ("auto": with the exact hue, numba on the CPU and torch
+    on the GPU; native with ``hue="yiq"``)."""
     if photometric not in PHOTOMETRIC:
         raise ValueError(f"photometric: expected one of {PHOTOMETRIC}, got {photometric!r}")
     if photometric == "auto":
-        return "numba" if device == "cpu" and hue == "hsv" else "native"
+        return "native" if hue != "hsv" else "numba" if device == "cpu" else "torch"
     if photometric == "numba" and (device != "cpu" or hue != "hsv"):
         raise ValueError(f"photometric='numba' runs on the CPU with hue='hsv' (got device={device!r}, hue={hue!r})")
+    if photometric == "torch" and hue != "hsv":
+        raise ValueError(f"photometric='torch' implements hue='hsv' only (got hue={hue!r})")
     return photometric
 
 
@@ -321,7 +327,8 @@ def build_pipeline(recipe: Recipe, *, is_array: bool, has_labels: bool, device: 
     """The DALI pipeline of ``recipe`` fed by ``source`` (a batch callback returning the tuple described in
     ``DALILoader._feed``); outputs: views, then labels (if any), then targets per view (dense), then rows.
     ``photometric``: "native" (DALI operators, CPU or GPU), "numba" (one compiled function per view,
-    ``dali_numba``; CPU only), "auto" (numba on the CPU unless ``hue="yiq"``). ``fancy_upsampling``: the GPU
+    ``dali_numba``; CPU only), "torch" (none here: the views come out as uint8 CHW, flipped, for
+    ``torch_photometric`` to finish), "auto" (``resolve_photometric``). ``fancy_upsampling``: the GPU
     decoder upsamples JPEG chroma as libjpeg-turbo does (the CPU decoder and PIL always do)."""
     views = recipe.expanded_views()
     layouts = [ParamLayout.of(v) for v in views]
@@ -336,6 +343,8 @@ def build_pipeline(recipe: Recipe, *, is_array: bool, has_labels: bool, device: 
     photometric = resolve_photometric(photometric, device, hue)
     if photometric == "numba":
         plans = [_numba_op(v, lay) for v, lay in zip(views, layouts, strict=True)]
+    elif photometric == "torch":
+        plans = [[] for _ in views]
     else:
         plans = [_op_plan(v, lay, gpu, hue) for v, lay in zip(views, layouts, strict=True)]
     layouts_in = ["HWC" if is_array else "", ""] + [""] * len(views) + [""] * int(has_labels)
@@ -363,8 +372,11 @@ def build_pipeline(recipe: Recipe, *, is_array: bool, has_labels: bool, device: 
             x = _geometry(img, p, view, types.INTERP_LINEAR, True)
             x = _photometric(x, p, plan)
             mirror = fn.cast(p[6], dtype=types.INT32)
-            outs.append(fn.crop_mirror_normalize(x, mirror=mirror, mean=mean, std=std, output_layout="CHW",
-                                                 dtype=types.FLOAT))
+            if photometric == "torch":
+                outs.append(fn.crop_mirror_normalize(x, mirror=mirror, output_layout="CHW", dtype=types.UINT8))
+            else:
+                outs.append(fn.crop_mirror_normalize(x, mirror=mirror, mean=mean, std=std, output_layout="CHW",
+                                                     dtype=types.FLOAT))
             if tgt is not None:
                 interp = types.INTERP_LINEAR if target == "flow" else types.INTERP_NN
                 t = _geometry(tgt, p, view, interp, False)
@@ -477,7 +489,7 @@ class DALILoader(ViewLoader):
                     cat.sizes[r][0], cat.sizes[r][1], -1) for r in rows])
             else:
                 out.append([read_target(cat.target_paths[r], cat.target_dtype)[:, :, None] for r in rows])
-        self._pending.append(rows)
+        self._pending.append((rows, views))
         return tuple(out)
 
     def _build(self):
@@ -516,15 +528,20 @@ class DALILoader(ViewLoader):
                 self._dirty = False
                 return
             except Exception as e:  # any failure leaves the pipeline unusable: name the files, rebuild next time
-                suspects = [self.catalog.paths[r] for rows in self._pending for r in rows] if self.catalog.paths else []
+                paths = self.catalog.paths
+                suspects = [paths[r] for rows, _ in self._pending for r in rows] if paths else []
                 self._pipe, self._dirty = None, False
                 first = _dali_reason(str(e))
                 raise RuntimeError(f"DALI pipeline failed ({first}); files of the batches in flight: "
                                    f"{suspects[:20]}{' ...' if len(suspects) > 20 else ''}. "
                                    "Scan with check='full' to find undecodable files up front.") from e
-            self._pending.popleft()
+            _, view_params = self._pending.popleft()
             tensors = [_to_torch(o, self.torch_device) for o in outs]
             views = tensors[:n_views]
+            if self.photometric == "torch":
+                mean, std = self.recipe.mean, self.recipe.std
+                views = [torch_photometric.normalise(torch_photometric.apply_view(v, vp), mean, std)
+                         for v, vp in zip(views, view_params, strict=True)]
             k = n_views
             labels = tensors[k].long().to(self.torch_device) if has_labels else None
             k += int(has_labels)
