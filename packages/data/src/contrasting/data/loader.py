@@ -193,6 +193,7 @@ def make_loader(recipe: Recipe | str, source, batch_size: int, *, backend: str =
     """A loader of ``recipe`` over ``source`` executed by ``backend`` ("auto", "dali", "torchvision").
 
     ``kwargs`` go to the loader: the shared ones of ``ViewLoader`` plus, for DALI, ``device`` ("auto", "gpu",
-    "cpu"), ``num_threads``, ``device_id``, ``prefetch``; for torchvision ``num_workers``, ``device``.
+    "cpu"), ``num_threads``, ``device_id``, ``prefetch``, ``hue``, ``photometric`` ("auto", "numba", "torch",
+    "native"), ``fancy_upsampling``; for torchvision ``num_workers``, ``device``.
     """
     return BACKENDS[resolve_backend(backend)]()(recipe, source, batch_size, **kwargs)
