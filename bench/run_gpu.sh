@@ -56,9 +56,14 @@ for stage in "$@"; do
       timeout -s INT 120 $PY bench/agreement_dali.py --devices gpu --out "$OUT/agreement-dali.json" \
         >"$OUT/agreement-dali.log" 2>&1
       echo "== agreement-dali: exit $?"
-      tail -n 30 "$OUT/agreement-dali.log"
-      pytest_to data-tests 150 tests/data/test_equivalence.py tests/data/test_dali_gpu.py -m gpu -rA
-      pytest_to bench-data 240 bench/bench_data.py -m gpu --benchmark-only --benchmark-json="$OUT/bench-data.json" ;;
+      grep "^kind=" "$OUT/agreement-dali.log"
+      pytest_to data-tests 120 tests/data/test_equivalence.py tests/data/test_dali_gpu.py \
+        tests/data/test_torch_photometric.py -m gpu
+      $PY bench/junit_table.py "$OUT/data-tests.xml"
+      for recipe in simclr swav; do  # one JSON per recipe: a stage cut by its limit keeps the finished ones
+        pytest_to "bench-data-$recipe" "${DATA_LIMIT:-240}" bench/bench_data.py -m gpu -k "$recipe and ${DATA_K:-exact}" \
+          --benchmark-only --benchmark-json="$OUT/bench-data-$recipe.json"
+      done ;;
     encoders)
       pytest_to bench-encoders 100 bench/bench_encoders.py -m gpu -k "${ENCODERS_K:-simclr or swav}" --benchmark-only \
         --benchmark-json="$OUT/bench-encoders.json" ;;
