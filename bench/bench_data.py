@@ -7,7 +7,9 @@ gets batches). One round = one epoch over them. The timed
 function is the DALI epoch; before every round, the ``setup`` hook runs one torchvision epoch over the same
 plan and times it, so the two executors alternate and share the machine's load (the rows also record the
 load average). ``extra_info`` (via ``bench.harness.record``):
-``throughput`` = DALI images/s (median round), ``torchvision_images_per_s`` (median), ``speedup``, threads,
+``throughput`` = DALI images/s (median round), ``torchvision_images_per_s`` (median), ``speedup``,
+``peak_memory_mb`` and ``memory_mb_per_epoch`` (GPU: the device's memory in use; CPU: this process's resident
+set, read after each DALI epoch — a growing list is a leak), threads,
 recipe and view sizes, GPU decoding's ``fancy_upsampling`` (exact chroma, the default, or nvJPEG's own),
 DALI's photometric implementation ("numba": one compiled function per view, the CPU default; "torch":
 batched torch kernels on DALI's output, the GPU default; "native": DALI operators) and hue model ("hsv":
@@ -82,6 +84,16 @@ def _epoch(loader) -> int:
     return sum(len(b.indices) for b in loader)
 
 
+def memory_in_use_mb(device: str) -> float:
+    """MiB in use: on the GPU the whole device's (total − free, so DALI's own pools count), on the CPU this
+    process's resident set (DALI's CPU pipeline runs in it; torchvision's workers are other processes)."""
+    if device == "gpu":
+        free, total = torch.cuda.mem_get_info()
+        return (total - free) / 2**20
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
+
+
 def _run(benchmark, catalog, *, recipe, kw, device: str, threads: int, batch_size: int, hue: str, rounds: int,
          photometric: str = "auto", **dali_kw):
     key = (recipe.name, tuple(v.size for v in recipe.views), threads, batch_size)
@@ -91,9 +103,10 @@ def _run(benchmark, catalog, *, recipe, kw, device: str, threads: int, batch_siz
     dali = make_loader(recipe, catalog, batch_size, backend="dali", device=device, num_threads=threads, hue=hue,
                        photometric=photometric, **dali_kw)
     _epoch(dali), _epoch(ref)  # warm-up: pipeline build, worker start-up, page cache
-    ref_rates, loads = [], [os.getloadavg()[0]]
+    ref_rates, loads, memory = [], [os.getloadavg()[0]], []
 
     def setup():
+        memory.append(memory_in_use_mb(device))  # after the previous DALI epoch
         t0 = time.perf_counter()
         n = _epoch(ref)
         ref_rates.append(n / (time.perf_counter() - t0))
@@ -105,12 +118,15 @@ def _run(benchmark, catalog, *, recipe, kw, device: str, threads: int, batch_siz
 
     benchmark.pedantic(step, setup=setup, rounds=rounds, warmup_rounds=0, iterations=1)
     loads.append(os.getloadavg()[0])
+    memory.append(memory_in_use_mb(device))
     if benchmark.disabled:
         return
     n = len(catalog)
     tv = statistics.median(ref_rates)
     record(benchmark, device="cuda" if device == "gpu" else "cpu", dtype=torch.float32, work=n, work_unit="images",
-           flops=None, peak_memory_mb=None, recipe=recipe.name, view_sizes=[v.size for v in recipe.expanded_views()],
+           flops=None, peak_memory_mb=max(memory), memory_mb_per_epoch=memory,
+           memory_growth_mb=memory[-1] - memory[0], recipe=recipe.name,
+           view_sizes=[v.size for v in recipe.expanded_views()],
            executor=f"dali-{device}", hue=hue, photometric=dali.photometric, threads=threads, batch_size=batch_size,
            fancy_upsampling=dali.fancy_upsampling, image_sizes=list(catalog_sizes(catalog)),
            torchvision_images_per_s=tv, speedup=(n / benchmark.stats.stats.median) / tv,
