@@ -4,7 +4,7 @@ recipe, and DALI executes the sampled windows (recovered from its outputs) with 
 Tolerances are in normalised units (one uint8 level ≈ 0.0174): every registered recipe at random parameters
 — mean |Δ| ≤ TOL_MEAN (0.02) and ≤ 1 % of elements off by more than 0.1; fixed parameters: the per-op bounds
 in ``FIXED``. The recipe, fixed-parameter and crop tests run on the CPU pipeline and, where CUDA is present,
-on the GPU one (mixed decoding of the same JPEGs, the native photometric operators); each records its
+on the GPU one (mixed decoding of the same JPEGs, the batched torch photometric ops); each records its
 measured mean |Δ| and outlier fraction as junit properties. DALI's native hue (``hue="yiq"``, a rotation in
 YIQ space) is a documented difference with its own, measured bound.
 """

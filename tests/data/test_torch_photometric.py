@@ -12,6 +12,7 @@ from torchvision.transforms.v2 import functional as F
 
 from contrasting.data import ImageFolderSource, get_recipe, make_loader, scan_source
 from contrasting.data import torch_photometric as tp
+from contrasting.data.dali_backend import resolve_photometric
 from contrasting.data.params import gaussian_kernel1d
 from tests.data.helpers import TOL_MEAN, TOL_OUTLIER, make_folder, max_normalised_diff
 
@@ -86,3 +87,16 @@ def test_dali_with_torch_photometric_matches_the_reference(folder, name, kw):
         for a, b in zip(d.views, t.views, strict=True):
             mean, out = max_normalised_diff(a, b)
             assert mean <= TOL_MEAN and out <= TOL_OUTLIER, (name, mean, out)
+
+
+def test_photometric_choice_and_its_errors(folder):
+    assert resolve_photometric("auto", "cpu", "hsv") == "numba"
+    assert resolve_photometric("auto", "gpu", "hsv") == "torch"
+    assert resolve_photometric("auto", "gpu", "yiq") == resolve_photometric("auto", "cpu", "yiq") == "native"
+    for args, match in [(("fast", "cpu", "hsv"), "photometric: expected one of"),
+                        (("torch", "gpu", "yiq"), "photometric='torch' implements hue='hsv' only"),
+                        (("numba", "gpu", "hsv"), "photometric='numba' runs on the CPU")]:
+        with pytest.raises(ValueError, match=match):
+            resolve_photometric(*args)
+    with pytest.raises(TypeError, match="fancy_upsampling: expected a bool"):
+        make_loader(get_recipe("simclr", size=32), folder, 4, backend="dali", device="cpu", fancy_upsampling="yes")
