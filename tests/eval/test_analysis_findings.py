@@ -103,6 +103,15 @@ def test_finding_5():
     assert evaluate_finding(5, base, n_boot=20).verdict == NOT_TESTABLE
 
 
+def test_finding_5_bootstraps_all_encoders_when_each_is_similar_to_some_task():
+    """Two encoders, each pre-trained on the corpus of one task: no "other" encoder is left to resample, so
+    the bootstrap resamples both (it used to report 100 % agreement over 0 units)."""
+    t = study_table(n_ssl=2, count={"similar_corpus": ["c0"]}, seg={"similar_corpus": ["c1"]})
+    f = evaluate_finding(5, t, n_boot=40)
+    assert f.verdict in (SUPPORTED, NOT_SUPPORTED) and f.units == 2
+    assert f.agreement is not None and f.confidence == "low" and "over 2 units" in f.confidence_note
+
+
 def test_finding_6():
     f = evaluate_finding(6, balance_table(gain=0.05), n_boot=100)
     assert f.verdict == SUPPORTED and f.numbers["mean_rel_pct"] == pytest.approx(5)

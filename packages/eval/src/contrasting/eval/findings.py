@@ -94,8 +94,10 @@ class Finding:
     @property
     def confidence_note(self) -> str:
         """``'high (bootstrap agreement 96 % over 9 encoders)'`` and the like."""
-        if self.verdict == NOT_TESTABLE or self.agreement is None:
+        if self.verdict == NOT_TESTABLE:
             return "—"
+        if self.agreement is None:
+            return f"{self.confidence} (no units to resample)"
         return f"{self.confidence} (bootstrap agreement {100 * self.agreement:.0f} % over {self.units} units)"
 
 
@@ -242,9 +244,10 @@ def _units(table: ResultsTable, number: int) -> tuple[list[tuple[str, ...]], tup
         return [tuple(p) for p in matched_method_pairs(table, "mocov2", "swav")], ("corpus", "pair")
     if number == 6:
         return [tuple(p) for p in balanced_vs_unbalanced(table)[0]], ("pair",)
-    if number == 5:
-        similar = {e for r in similar_data(table) for e in [r.encoder]}
-        return [(e,) for e in table.by_role("ssl") if e not in similar], ()
+    if number == 5:  # the other encoders, unless every one is some task's similar-corpus encoder
+        similar = {r.encoder for r in similar_data(table)}
+        others = [(e,) for e in table.by_role("ssl") if e not in similar]
+        return others or [(e,) for e in table.by_role("ssl")], ()
     return [(e,) for e in table.by_role("ssl")], ()
 
 
@@ -266,6 +269,9 @@ def evaluate_finding(number: int, table: ResultsTable, reference: str | None = N
     if verdict == NOT_TESTABLE or n_boot <= 0:
         return f
     units, suffix = _units(table, number)
+    if not units:
+        f.confidence = "low"
+        return f
     rng = np.random.default_rng(seed + number)
     same = 0
     arrays = sample_array(table)
