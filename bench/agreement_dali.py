@@ -20,7 +20,7 @@ import numpy as np
 import torch
 
 from contrasting.data import ImageFolderSource, get_recipe, list_recipes, make_loader, scan_source
-from tests.data.helpers import decode_dali, decode_pil, make_folder, max_normalised_diff
+from tests.data.helpers import decode_dali, decode_reference, make_folder, max_normalised_diff
 
 SIZES = {"swav": dict(global_size=48, local_size=24), "eval_center": dict(size=32), "eval_resize": dict(size=32)}
 
@@ -29,7 +29,7 @@ def decoder_rows(paths: list[str], settings) -> list[dict]:
     """One row per (device, fancy_upsampling) in ``settings``: DALI's decode of ``paths`` vs PIL's."""
     rows = []
     for device, fancy in settings:
-        d = np.concatenate([np.abs(a.astype(np.int16) - decode_pil(p).astype(np.int16)).ravel()
+        d = np.concatenate([np.abs(a.astype(np.int16) - decode_reference(p).astype(np.int16)).ravel()
                             for a, p in zip(decode_dali(paths, device, fancy), paths, strict=True)])
         rows.append(dict(kind="decoder", device=device, fancy_upsampling=fancy, mean_levels=float(d.mean()),
                          off_by_more_than_4=float((d > 4).mean()), max_levels=int(d.max())))

@@ -51,16 +51,18 @@ def max_normalised_diff(a, b) -> tuple[float, float]:
 
 
 def decode_dali(paths, device: str = "gpu", fancy_upsampling: bool = True) -> list[np.ndarray]:
-    """HWC uint8 RGB arrays of the image files ``paths`` decoded by DALI in one batch: ``device`` "gpu" (the
-    mixed decoder, ``jpeg_fancy_upsampling`` as given; needs CUDA) or "cpu" (libjpeg-turbo)."""
+    """HWC uint8 RGB arrays of the image files ``paths`` decoded by DALI in one batch, with the pipeline's own
+    decoder arguments (``decoder_kwargs``): ``device`` "gpu" (needs CUDA) or "cpu"."""
     import nvidia.dali.fn as fn  # noqa: PLC0415 - DALI only where a decoder test runs
     import nvidia.dali.types as types  # noqa: PLC0415
     import torch  # noqa: PLC0415
     from nvidia.dali import pipeline_def  # noqa: PLC0415
 
+    from contrasting.data.dali_backend import decoder_kwargs  # noqa: PLC0415
+
     encoded = [np.fromfile(p, dtype=np.uint8) for p in paths]
     gpu = device == "gpu"
-    kw = dict(device="mixed", jpeg_fancy_upsampling=fancy_upsampling) if gpu else dict(device="cpu")
+    kw = decoder_kwargs(device, fancy_upsampling)
 
     @pipeline_def(batch_size=len(encoded), num_threads=2, device_id=torch.cuda.current_device() if gpu else None)
     def pipe():
@@ -73,6 +75,8 @@ def decode_dali(paths, device: str = "gpu", fancy_upsampling: bool = True) -> li
     return [np.array(out.at(i)) for i in range(len(encoded))]
 
 
-def decode_pil(path) -> np.ndarray:
-    """HWC uint8 RGB of an image file as PIL decodes it (libjpeg-turbo; the torchvision reference's decoder)."""
-    return np.asarray(Image.open(path).convert("RGB"))
+def decode_reference(path) -> np.ndarray:
+    """HWC uint8 RGB of an image file as the torchvision executor decodes it (``torchvision_backend.decode``)."""
+    from contrasting.data.torchvision_backend import decode  # noqa: PLC0415
+
+    return decode(str(path)).permute(1, 2, 0).numpy()

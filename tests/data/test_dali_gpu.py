@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from contrasting.data import ImageFolderSource, get_recipe, make_loader, scan_source
-from tests.data.helpers import decode_dali, decode_pil, make_folder
+from tests.data.helpers import decode_dali, decode_reference, make_folder
 
 pytestmark = pytest.mark.gpu
 
@@ -23,7 +23,7 @@ def folder(tmp_path_factory):
 def test_gpu_decoder_matches_pil(folder, record_property):
     paths = [str(p) for p in folder.paths]
     diffs = np.concatenate([
-        np.abs(g.astype(np.int16) - decode_pil(p).astype(np.int16)).ravel()
+        np.abs(g.astype(np.int16) - decode_reference(p).astype(np.int16)).ravel()
         for g, p in zip(decode_dali(paths, "gpu", fancy_upsampling=True), paths, strict=True)])
     mean, off = float(diffs.mean()), float((diffs > 4).mean())
     record_property("mean_levels", mean)

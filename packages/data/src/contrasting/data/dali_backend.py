@@ -307,6 +307,14 @@ def _geometry(x, p, view: View, interp, antialias: bool):
     return fn.resize(x, size=[view.size, view.size], interp_type=interp, antialias=antialias)
 
 
+def decoder_kwargs(device: str, fancy_upsampling: bool = True) -> dict:
+    """``fn.decoders.image`` arguments for ``device``: libjpeg-turbo on the CPU; on the GPU the ``mixed``
+    decoder, with libjpeg-turbo's chroma upsampling unless ``fancy_upsampling`` is False."""
+    if device == "cpu":
+        return dict(device="cpu")
+    return dict(device="mixed", jpeg_fancy_upsampling=fancy_upsampling)
+
+
 def resolve_photometric(photometric: str, device: str, hue: str) -> str:
     """"numba", "torch" or "native" for ``photometric`` ("auto": with the exact hue, numba on the CPU and torch
     on the GPU; native with ``hue="yiq"``)."""
@@ -359,9 +367,7 @@ def build_pipeline(recipe: Recipe, *, is_array: bool, has_labels: bool, device: 
         if is_array:
             img = encoded.gpu() if device == "gpu" else encoded
         else:
-            decode = dict(device="cpu") if device == "cpu" else dict(device="mixed",
-                                                                      jpeg_fancy_upsampling=fancy_upsampling)
-            img = fn.decoders.image(encoded, output_type=types.RGB, **decode)
+            img = fn.decoders.image(encoded, output_type=types.RGB, **decoder_kwargs(device, fancy_upsampling))
         labels = extra.pop(0) if has_labels else None
         tgt = extra.pop(0) if target is not None else None
         if tgt is not None and device == "gpu":
