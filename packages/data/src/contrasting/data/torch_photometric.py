@@ -138,12 +138,13 @@ def apply_view(x: torch.Tensor, vp: ViewParams) -> torch.Tensor:
     for op, p in zip(vp.view.ops, vp.ops, strict=True):
         on = np.asarray(p["apply"], dtype=bool)
         if isinstance(op, ColorJitter):
-            factors = torch.from_numpy(np.asarray(p["factors"], dtype=np.float32)).to(x.device)
             enabled = [k for k, r in enumerate(op.ranges()) if r is not None]
             for pos in range(4):
                 for k in enabled:
                     rows = np.flatnonzero(on & (p["order"][:, pos] == k))
-                    _update(x, rows, JITTER_OPS[k], factors[torch.from_numpy(rows).to(x.device), k])
+                    if rows.size:
+                        factors = np.asarray(p["factors"][rows, k], dtype=np.float32)
+                        _update(x, rows, JITTER_OPS[k], torch.from_numpy(factors).to(x.device))
         elif isinstance(op, Grayscale):
             _update(x, np.flatnonzero(on), grayscale)
         elif isinstance(op, GaussianBlur):
