@@ -94,10 +94,8 @@ class Finding:
     @property
     def confidence_note(self) -> str:
         """``'high (bootstrap agreement 96 % over 9 encoders)'`` and the like."""
-        if self.verdict == NOT_TESTABLE:
+        if self.verdict == NOT_TESTABLE or self.agreement is None:
             return "—"
-        if self.agreement is None:
-            return f"{self.confidence} (no units to resample)"
         return f"{self.confidence} (bootstrap agreement {100 * self.agreement:.0f} % over {self.units} units)"
 
 
@@ -269,9 +267,6 @@ def evaluate_finding(number: int, table: ResultsTable, reference: str | None = N
     if verdict == NOT_TESTABLE or n_boot <= 0:
         return f
     units, suffix = _units(table, number)
-    if not units:
-        f.confidence = "low"
-        return f
     rng = np.random.default_rng(seed + number)
     same = 0
     arrays = sample_array(table)
