@@ -38,6 +38,7 @@ from .sources import (
     write_pair_list,
 )
 from .torchvision_backend import torchvision_transforms
+from .workers import WorkerDiedError, worker_context
 
 __all__ = [
     "make_loader", "resolve_backend", "ViewLoader", "TorchvisionLoader", "Batch", "EpochReport", "plan_epoch",
@@ -46,4 +47,5 @@ __all__ = [
     "ViewParams", "sample_view", "sample_batch",
     "ImageFolderSource", "FileListSource", "ArraySource", "PairListSource", "Catalog", "scan_source",
     "write_file_list", "write_pair_list", "UnreadableImageError", "torchvision_transforms",
+    "worker_context", "WorkerDiedError",
 ]

@@ -40,6 +40,7 @@ from __future__ import annotations
 import collections
 import contextlib
 import functools
+import weakref
 from dataclasses import dataclass
 
 import numpy as np
@@ -438,6 +439,22 @@ def _to_torch(tl, device: torch.device) -> torch.Tensor:
     return out
 
 
+def _weak_feed(loader: DALILoader):
+    """The pipeline's batch callback, holding its loader weakly: a bound ``loader._feed`` would make the loader
+    and its pipeline a reference cycle, freed only by the garbage collector at an arbitrary moment — possibly
+    inside a forked child, where the pipeline's executor threads no longer exist (see ``workers``). Without the
+    cycle, dropping the loader frees its pipeline at once, in this process."""
+    ref = weakref.ref(loader)
+
+    def feed(batch_info):
+        owner = ref()
+        if owner is None:
+            raise StopIteration
+        return owner._feed(batch_info)
+
+    return feed
+
+
 class DALILoader(ViewLoader):
     """The DALI executor (see the module docstring): ``device`` "auto" | "gpu" | "cpu", ``num_threads``
     CPU threads, ``device_id`` (GPU; default the current device), ``prefetch`` queue depth, ``hue`` and
@@ -502,7 +519,7 @@ class DALILoader(ViewLoader):
         self._pipe = build_pipeline(
             self.recipe, is_array=self.catalog.is_array, has_labels=self.catalog.labels is not None,
             device=self.device, batch_size=self.batch_size, num_threads=self.num_threads, device_id=self.device_id,
-            prefetch=self.prefetch, source=self._feed, hue=self.hue, photometric=self.photometric,
+            prefetch=self.prefetch, source=_weak_feed(self), hue=self.hue, photometric=self.photometric,
             fancy_upsampling=self.fancy_upsampling)
 
     def _drain(self):

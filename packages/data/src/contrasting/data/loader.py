@@ -29,6 +29,7 @@ from .plan import EpochReport, check_sharding, plan_epoch
 from .recipes import Recipe, get_recipe
 from .sources import ArraySource, Catalog, PairListSource, scan_source
 from .torchvision_backend import TaskDataset, TaskSampler, identity
+from .workers import WorkerDiedError, describe_worker_death, worker_context
 
 
 @dataclass
@@ -140,26 +141,47 @@ class ViewLoader:
 
 class TorchvisionLoader(ViewLoader):
     """The torchvision v2 executor: ``num_workers`` DataLoader processes (0: in this process), one batch per
-    task; outputs moved to ``device`` (default CPU). Worker processes persist across epochs."""
+    task; outputs moved to ``device`` (default CPU). Worker processes persist across epochs and are started by
+    ``workers.worker_context(start_method)`` (a fork server by default: never a fork of this process, whose
+    threads would be missing in the child). A worker that dies raises ``WorkerDiedError`` naming the worker,
+    the sample indices it held and the signal; the next epoch starts new workers."""
 
     backend = "torchvision"
 
     def __init__(self, recipe, source, batch_size: int, *, num_workers: int = 2, device: str | torch.device = "cpu",
-                 prefetch_factor: int = 2, **kwargs):
+                 prefetch_factor: int = 2, start_method: str | None = None, **kwargs):
         super().__init__(recipe, source, batch_size, **kwargs)
+        if isinstance(num_workers, bool) or not isinstance(num_workers, int) or num_workers < 0:
+            raise ValueError(f"num_workers: expected an int >= 0, got {num_workers!r}")
         self.device = torch.device(device)
+        self.num_workers, self.prefetch_factor = num_workers, prefetch_factor
+        self.context = worker_context(start_method) if num_workers > 0 else None
         self._sampler = TaskSampler()
-        extra = {"persistent_workers": True, "prefetch_factor": prefetch_factor} if num_workers > 0 else {}
-        self._loader = torch.utils.data.DataLoader(TaskDataset(self.recipe, self.catalog), batch_size=None,
-                                                   sampler=self._sampler, num_workers=num_workers,
-                                                   collate_fn=identity, **extra)
-        self.num_workers = num_workers
+        self._loader = self._make_dataloader()
+
+    def _make_dataloader(self) -> torch.utils.data.DataLoader:
+        extra = {"persistent_workers": True, "prefetch_factor": self.prefetch_factor,
+                 "multiprocessing_context": self.context} if self.num_workers > 0 else {}
+        return torch.utils.data.DataLoader(TaskDataset(self.recipe, self.catalog), batch_size=None,
+                                           sampler=self._sampler, num_workers=self.num_workers,
+                                           collate_fn=identity, **extra)
 
     def _execute(self, tasks):
         self._sampler.tasks = tasks
-        for out in self._loader:
+        iterator = iter(self._loader)
+        move = (lambda t: t.to(self.device, non_blocking=True)) if self.device.type != "cpu" else (lambda t: t)
+        while True:
+            try:
+                out = next(iterator)
+            except StopIteration:
+                return
+            except RuntimeError:
+                death = describe_worker_death(iterator, lambda i: self.catalog.index[tasks[i][0]])
+                if death is None:
+                    raise
+                self._loader = self._make_dataloader()  # the old workers are gone: the next epoch starts new ones
+                raise WorkerDiedError(f"torchvision executor: {death}") from None
             index = torch.from_numpy(self.catalog.index[out["rows"].numpy()])
-            move = (lambda t: t.to(self.device, non_blocking=True)) if self.device.type != "cpu" else (lambda t: t)
             yield Batch(views=[move(v) for v in out["views"]],
                         labels=None if out["labels"] is None else move(out["labels"]),
                         targets=None if out["targets"] is None else [move(t) for t in out["targets"]],
@@ -194,6 +216,6 @@ def make_loader(recipe: Recipe | str, source, batch_size: int, *, backend: str =
 
     ``kwargs`` go to the loader: the shared ones of ``ViewLoader`` plus, for DALI, ``device`` ("auto", "gpu",
     "cpu"), ``num_threads``, ``device_id``, ``prefetch``, ``hue``, ``photometric`` ("auto", "numba", "torch",
-    "native"), ``fancy_upsampling``; for torchvision ``num_workers``, ``device``.
+    "native"), ``fancy_upsampling``; for torchvision ``num_workers``, ``device``, ``start_method``.
     """
     return BACKENDS[resolve_backend(backend)]()(recipe, source, batch_size, **kwargs)

@@ -24,6 +24,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from contrasting.data.workers import dataloader_kwargs
 from contrasting.eval.readers import TaskDataset
 
 CHUNK = 1 << 24  # bytes per read when checksumming a cache file (16 MiB)
@@ -59,7 +60,8 @@ def encode_images(encoder, x: torch.Tensor, device: torch.device) -> dict[str, t
 def encode_split(encoder, dataset: TaskDataset, out: np.ndarray, *, device: torch.device, batch_size: int = 64,
                  num_workers: int = 0, progress: bool = False) -> None:
     """Write the pooled embeddings of every sample of ``dataset`` into ``out`` (N, k, D) float16, in order."""
-    loader = torch.utils.data.DataLoader(dataset, batch_size=batch_size, shuffle=False, num_workers=num_workers)
+    loader = torch.utils.data.DataLoader(dataset, batch_size=batch_size, shuffle=False,
+                                         **dataloader_kwargs(num_workers))
     start = 0
     for i, (x, _) in enumerate(loader):
         e = encode_images(encoder, x, device)["embedding"]

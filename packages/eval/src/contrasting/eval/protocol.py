@@ -40,6 +40,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from contrasting.data.workers import dataloader_kwargs
 from contrasting.eval import _adapters
 from contrasting.eval.features import (
     EncodingSource,
@@ -320,7 +321,7 @@ def _pixel_cell(spec, data, encoder, scheds, tr_idx, val_idx, num_classes, *, se
         head = build_head(spec, encoder, num_classes).to(device)
         opt, lr_sched = make_optimizer(head.parameters(), sched)
         loader = torch.utils.data.DataLoader(train_set, batch_size=sched.batch_size, shuffle=True, generator=g,
-                                             num_workers=num_workers, drop_last=False)
+                                             drop_last=False, **dataloader_kwargs(num_workers))
         for epoch in range(sched.epochs):
             head.train()
             for x, y in loader:
@@ -332,7 +333,7 @@ def _pixel_cell(spec, data, encoder, scheds, tr_idx, val_idx, num_classes, *, se
             lr_sched.step()
             if progress:
                 _log(progress, f"[{spec.name}] epoch {epoch + 1}/{sched.epochs} loss {float(loss.detach()):.4f}")
-        val_loader = torch.utils.data.DataLoader(val_set, batch_size=sched.batch_size, num_workers=num_workers)
+        val_loader = torch.utils.data.DataLoader(val_set, batch_size=sched.batch_size, **dataloader_kwargs(num_workers))
         val = _score_pixels(head, encoder, val_loader, spec, num_classes, device)
         results.append({"val": val[spec.metric], "val_metrics": val, "train_s": time.perf_counter() - t1})
         score = _signed(spec, val[spec.metric])
@@ -341,7 +342,8 @@ def _pixel_cell(spec, data, encoder, scheds, tr_idx, val_idx, num_classes, *, se
         _log(progress, f"[{spec.name}] {sched}: val {spec.metric} = {val[spec.metric]:.4f}")
     best = _select(spec, results)
     t2 = time.perf_counter()
-    test_loader = torch.utils.data.DataLoader(test_set, batch_size=scheds[best].batch_size, num_workers=num_workers)
+    test_loader = torch.utils.data.DataLoader(test_set, batch_size=scheds[best].batch_size,
+                                              **dataloader_kwargs(num_workers))
     test = _score_pixels(best_state.to(device), encoder, test_loader, spec, num_classes, device)
     timings["test_s"] = time.perf_counter() - t2
     timings["train_s"] = sum(r["train_s"] for r in results)
