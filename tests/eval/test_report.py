@@ -7,14 +7,17 @@ import base64
 import csv
 import html
 import io
+import json
 import re
 import struct
 from html.parser import HTMLParser
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 
+from contrasting.eval.metric_stats import encode_samples
 from contrasting.eval.report import MAIN_FIGURE, build_report, report_main
 from contrasting.eval.store import CellRecord, ResultStore, RunnerId
 
@@ -24,9 +27,11 @@ TASKS = {"shapes-shape": ("image", "semantic", "top1", True), "shapes-texture": 
          "shapes-depth": ("pixel", "structural", "l1", False)}
 
 
-def fill_store(path: Path, seeds=(0, 1), failed: int = 1) -> Path:
+def fill_store(path: Path, seeds=(0, 1), failed: int = 1, *, signal: bool = True) -> Path:
     """A finished grid: SimCLR / MoCo v2 / SwAV on three corpora (a balanced/unbalanced pair among them), plus
-    supervised and random, two seeds, one failed cell."""
+    supervised and random, two seeds, one failed cell. Every cell records its test-set standard error and the
+    task's trivial baseline; the top-1 cells of seed 0 record per-sample statistics. ``signal=False``: every
+    cell at chance."""
     rng = np.random.default_rng(0)
     encoders = {}
     for m in ("simclr", "mocov2", "swav"):
@@ -37,17 +42,27 @@ def fill_store(path: Path, seeds=(0, 1), failed: int = 1) -> Path:
             encoders[f"{m}-{corpus}"] = meta
     encoders["supervised"] = {"method": "supervised", "supervised": True}
     encoders["random"] = {"method": "random", "random": True}
-    cells, scores = [], {}
+    cells, results = [], {}
     for e, em in encoders.items():
         quality = 0.05 if em.get("random") else (0.9 if em.get("supervised") else rng.uniform(0.3, 0.7))
         for t, (lv, kind, metric, hib) in TASKS.items():
             tm = {"name": t, "level": lv, "kind": kind, "group": f"{lv} {kind}", "metric": metric,
-                  "higher_is_better": hib, "similar_corpus": ["shapes-textures"] if t == "shapes-texture" else []}
+                  "higher_is_better": hib, "similar_corpus": ["shapes-textures"] if t == "shapes-texture" else [],
+                  "reference": t == "shapes-texture"}
+            base = 1.0 if not hib else 0.2
             for s in seeds:
-                v = quality * rng.uniform(0.8, 1.0) + 0.02 * rng.standard_normal()
+                q = -0.1 if not signal else quality * rng.uniform(0.8, 1.0)
+                g = q + 0.02 * rng.standard_normal()
+                value = base * (1 - g) if not hib else base + g * (1 - base)
+                metrics = {metric: value, "baseline": base, "se": 0.02 * abs((0 if not hib else 1) - base)}
+                if metric == "top1" and s == 0:
+                    correct = (rng.random(300) < value).astype(int)
+                    value = float(correct.mean())
+                    metrics.update({metric: value, "per_sample": encode_samples(
+                        "top1", np.stack([correct, np.ones(300, int)], 1))})
                 key = f"{e}|{t}|{s}"
                 cells.append(CellRecord(key, e, t, "default", {}, s, em, tm, {"key": key}))
-                scores[key] = (1.0 - v) if not hib else v
+                results[key] = (value, metrics)
     with ResultStore(path) as store:
         store.register("h1", "report-test", '{"hparams": {"default": {}}, "analysis": {}}', cells)
         me = RunnerId.current()
@@ -56,7 +71,8 @@ def fill_store(path: Path, seeds=(0, 1), failed: int = 1) -> Path:
             if i < failed:
                 store.record_failed(c.key, me.id, "Traceback (most recent call last):\n  File x\nRuntimeError: oom")
             else:
-                store.record_done(c.key, me.id, score=scores[c.key], metrics={"top1": scores[c.key]},
+                value, metrics = results[c.key]
+                store.record_done(c.key, me.id, score=value, metrics=metrics,
                                   timings={"cell_wall_s": 1.5}, versions={"python": "3.x", "torch": "2.14.1"})
     return path
 
@@ -90,7 +106,7 @@ def png_size(data: bytes) -> tuple[int, int]:
 def report(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("report")
     store = fill_store(tmp / "grid.sqlite")
-    return build_report(store, tmp / "out", n_boot=50)
+    return build_report(store, tmp / "out", replicates=200)
 
 
 def test_html_is_self_contained_and_every_figure_is_a_real_png(report):
@@ -105,23 +121,25 @@ def test_html_is_self_contained_and_every_figure_is_a_real_png(report):
     for img in p.imgs:
         data = base64.b64decode(img["src"].split(",", 1)[1])
         w, h = png_size(data)
-        assert w >= 600 and h >= 350 and len(data) > 10_000, img["data-name"]
+        assert w >= 600 and h >= 250 and len(data) > 10_000, img["data-name"]
         assert img["alt"]
         on_disk = report.folder / "figures" / img["data-name"]
         assert on_disk.read_bytes() == data
-    assert {"findings", "results", "correlation", "methods", "supervised", "balance", "anova", "similar",
-            "tasks", "failed"} <= set(p.tables)
+    assert {"findings", "results", "ranks", "improvement", "correlation", "methods", "supervised", "balance",
+            "similar", "claims", "tasks", "failed"} <= set(p.tables)
 
 
-def test_findings_and_sections(report):
+def test_findings_json_and_sections(report):
     text = report.html.read_text()
-    assert len(report.findings) == 6
-    for f in report.findings:
-        assert f.verdict in ("supported", "not supported", "not testable")
-        assert html.escape(f.claim) in text
-    assert [f.number for f in report.findings if f.verdict == "not testable"] == []  # this grid can test all six
+    records = json.loads(report.findings_json.read_text())
+    assert [r["number"] for r in records] == [1, 2, 3, 4, 5, 6]
+    for r in records:
+        assert {"number", "name", "claim", "verdict", "effect", "ci_low", "ci_high", "p", "margin", "units",
+                "reasons"} <= set(r)
+        assert r["verdict"] in ("supported", "refuted", "inconclusive", "not testable") and r["reasons"]
+        assert html.escape(r["claim"]) in text
     assert "RuntimeError: oom" in text  # the failed cell is listed with its error
-    assert "One seed per cell" not in text
+    assert "Friedman test" in text and "Probability of improvement" in text
 
 
 def test_markdown_and_csv_twins(report):
@@ -129,19 +147,44 @@ def test_markdown_and_csv_twins(report):
     for rel in re.findall(r"!\[[^\]]*\]\(([^)]+)\)", md):
         assert (report.folder / rel).is_file()
     assert md.count("![") == len(report.figures)
-    assert "| # | claim (Kotar et al. 2021) | verdict |" in md
-    rows = list(csv.reader(io.StringIO(report.csv.read_text())))
-    assert rows[0][:4] == ["encoder", "role", "method", "corpus"] and rows[0][4:] == list(TASKS)
-    assert len(rows) == 3 + 11
+    assert "| # | finding | verdict |" in md
+    frame = pd.read_csv(report.csv)
+    assert list(frame.columns[:5]) == ["encoder", "task", "value", "seed", "se"]
+    assert len(frame) == 11 * 5 * 2 - 1  # one failed cell
+    assert frame["baseline"].notna().all() and frame["se"].notna().all()
     cells = list(csv.DictReader(io.StringIO(report.cells_csv.read_text())))
     assert len(cells) == 11 * 5 * 2 and sum(c["status"] == "failed" for c in cells) == 1
+
+
+def test_a_report_round_trips_through_its_results_csv(report, tmp_path):
+    again = build_report(report.csv, tmp_path / "again", replicates=200)
+    assert pd.read_csv(again.csv).equals(pd.read_csv(report.csv))
+    first = {r["number"]: (r["verdict"], r["effect"]) for r in json.loads(report.findings_json.read_text())}
+    second = {r["number"]: (r["verdict"], r["effect"]) for r in json.loads(again.findings_json.read_text())}
+    for n in first:  # the CSV has no per-sample statistics: test-set replicates become parametric
+        assert first[n][1] == pytest.approx(second[n][1]) or first[n][1] is None
+
+
+def test_chance_cells_are_marked_and_a_grid_without_signal_tests_nothing(tmp_path):
+    files = build_report(fill_store(tmp_path / "g.sqlite", seeds=(0,), failed=0, signal=False), tmp_path / "out",
+                         replicates=50)
+    assert {f.verdict for f in files.findings} == {"not testable"}
+    assert all("chance" in " ".join(f.reasons) or f.reasons for f in files.findings)
+    page = files.html.read_text()
+    assert page.count('class="num chance"') >= 40 and "No encoder is above chance on" in page
 
 
 def test_report_command(tmp_path, capsys):
     store = fill_store(tmp_path / "g.sqlite", seeds=(0,), failed=0)
     assert report_main([str(store), "--bootstrap", "20"]) == 0
     out = capsys.readouterr().out
-    assert "finding 1:" in out and "finding 6:" in out
-    page = (tmp_path / "g-report" / "report.html").read_text()
-    assert "One seed per cell" in page
-    assert report_main([str(tmp_path / "missing.sqlite")]) == 2
+    assert "finding 1 (supervised-domain-specific):" in out and "finding 6 (unbalanced-as-good):" in out
+    csv_path = tmp_path / "g-report" / "results.csv"
+    assert report_main([str(csv_path), "--out", str(tmp_path / "from-csv"), "--bootstrap", "20"]) == 0
+    assert (tmp_path / "from-csv" / "findings.json").is_file()
+    capsys.readouterr()
+    for bad in ([str(tmp_path / "missing.sqlite")], [str(tmp_path)], [str(csv_path), "--bootstrap", "-1"],
+                [str(csv_path), "--out", str(csv_path)]):
+        assert report_main(bad) == 2, bad
+        err = capsys.readouterr().err.strip()
+        assert err.startswith("contrasting report: error:") and "\n" not in err, err

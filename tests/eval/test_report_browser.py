@@ -40,7 +40,7 @@ window.addEventListener('load', () => {
 
 @pytest.mark.skipif(CHROMIUM is None, reason="chromium is not installed (Debian: apt-get install -y chromium)")
 def test_report_renders_in_headless_chromium(tmp_path):
-    files = build_report(fill_store(tmp_path / "grid.sqlite"), tmp_path / "out", n_boot=20)
+    files = build_report(fill_store(tmp_path / "grid.sqlite"), tmp_path / "out", replicates=20)
     page = files.html.read_text()
     probe_copy = tmp_path / "probe.html"
     probe_copy.write_text(page.replace("</body>", PROBE + "</body>"))

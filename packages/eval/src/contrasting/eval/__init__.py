@@ -1,45 +1,49 @@
-"""contrasting.eval: end-task catalog, heads, frozen-feature protocol and metrics (one cell of the grid).
+"""contrasting.eval: end-task catalog, heads, frozen-feature protocol and metrics (one cell of the grid), the grid,
+and the analysis of its results.
 
     from contrasting.eval import run_cell, list_tasks
     result = run_cell("random:resnet18", "shapes-shape", seed=0)   # → CellResult
     result.value, result.metric, result.higher_is_better
 
+    from contrasting.eval import analyze
+    findings = analyze(pandas.read_csv("results.csv"))             # → FindingRecord per finding
+
 Modules: ``tasks`` (TaskSpec registry), ``readers`` (layouts → samples), ``heads``, ``objectives`` (losses),
-``metrics``, ``features`` (the feature cache), ``protocol`` (``run_cell``), ``cli``; ``_adapters`` is the
-only module that touches contrasting.encoders and contrasting.data.
+``metrics``, ``features`` (the feature cache), ``protocol`` (``run_cell``), ``cli``; the analysis —
+``results`` (the results-table contract), ``stats``, ``claims`` (the findings), ``report`` — imports no torch.
+Names are imported on first use, so that ``import contrasting.eval`` (and the analysis) stays light.
 """
 
-from contrasting.eval._adapters import FrozenEncoder, load_encoder
-from contrasting.eval.heads import (
-    HEADS,
-    DeepLabHead,
-    LinearHead,
-    MLPHead,
-    TwoFrameUNetDecoder,
-    UNetDecoder,
-    build_head,
-)
-from contrasting.eval.metrics import L1, METRICS, BinaryIoU, ConfusionMatrix, FlowAccuracy, Top1, make_metric
-from contrasting.eval.protocol import CellResult, run_cell
-from contrasting.eval.readers import READERS, TaskData, read_task
-from contrasting.eval.tasks import (
-    TASKS,
-    DataStatus,
-    Layout,
-    Schedule,
-    TaskDataError,
-    TaskSpec,
-    check_data,
-    get_task,
-    list_tasks,
-    register_task,
-)
+import importlib
 
 __version__ = "0.1.0"
 
-__all__ = [
-    "BinaryIoU", "CellResult", "ConfusionMatrix", "DataStatus", "DeepLabHead", "FlowAccuracy", "FrozenEncoder",
-    "HEADS", "L1", "Layout", "LinearHead", "METRICS", "MLPHead", "READERS", "Schedule", "TASKS", "TaskData",
-    "TaskDataError", "TaskSpec", "Top1", "TwoFrameUNetDecoder", "UNetDecoder", "build_head", "check_data",
-    "get_task", "list_tasks", "load_encoder", "make_metric", "read_task", "register_task", "run_cell",
-]
+_EXPORTS = {
+    "FrozenEncoder": "_adapters", "load_encoder": "_adapters",
+    "HEADS": "heads", "DeepLabHead": "heads", "LinearHead": "heads", "MLPHead": "heads",
+    "TwoFrameUNetDecoder": "heads", "UNetDecoder": "heads", "build_head": "heads",
+    "L1": "metrics", "METRICS": "metrics", "BinaryIoU": "metrics", "ConfusionMatrix": "metrics",
+    "FlowAccuracy": "metrics", "Top1": "metrics", "make_metric": "metrics",
+    "CellResult": "protocol", "run_cell": "protocol",
+    "READERS": "readers", "TaskData": "readers", "read_task": "readers",
+    "TASKS": "tasks", "DataStatus": "tasks", "Layout": "tasks", "Schedule": "tasks", "TaskDataError": "tasks",
+    "TaskSpec": "tasks", "check_data": "tasks", "get_task": "tasks", "list_tasks": "tasks",
+    "register_task": "tasks",
+    "analyze": "claims", "FindingRecord": "claims", "CLAIMS": "claims",
+    "ResultsError": "results", "read_results_csv": "results",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str):
+    if name not in _EXPORTS:
+        raise AttributeError(f"module 'contrasting.eval' has no attribute {name!r}")
+    module = importlib.import_module(f"contrasting.eval.{_EXPORTS[name]}")
+    value = getattr(module, "read_csv" if name == "read_results_csv" else name)
+    globals()[name] = value
+    return value
+
+
+def __dir__():
+    return sorted(list(globals()) + __all__)

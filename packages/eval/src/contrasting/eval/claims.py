@@ -72,7 +72,8 @@ MIN_CORRELATION_SIGNAL = 3  # a task enters a correlation when at least this man
 class Grid:
     """What the claims read. ``gain`` (E, T): mean gain over seeds (NaN where missing); ``gain_se`` its
     standard error; ``signal`` the gate; ``reps`` (E, T, B) the cells' test-set (and seed) replicates of the
-    gain; metadata per encoder and task; ``reference`` the reference task (None when there is none)."""
+    gain; metadata per encoder and task; ``reference`` the reference task (None when there is none); ``value`` /
+    ``value_se`` the raw scores (mean over seeds) and their standard errors."""
 
     encoders: list[str]
     tasks: list[str]
@@ -84,6 +85,8 @@ class Grid:
     task_meta: dict[str, dict]
     reference: str | None
     seed: int = 0
+    value: np.ndarray | None = None
+    value_se: np.ndarray | None = None
 
     @property
     def replicates(self) -> int:
@@ -177,7 +180,8 @@ def prepare(results: Results, *, replicates: int = REPLICATES, seed: int = 0, re
     if reference is not None and reference not in tasks:
         raise KeyError(f"reference task {reference!r} is not in the results (tasks: {', '.join(tasks)})")
     ref = reference or (marked[0] if marked else ("imagenet" if "imagenet" in tasks else None))
-    return Grid(encoders, tasks, gain, gse, stats.above_chance(gain, gse), greps, emeta, tmeta, ref, seed)
+    return Grid(encoders, tasks, gain, gse, stats.above_chance(gain, gse), greps, emeta, tmeta, ref, seed, value,
+                se)
 
 
 # ------------------------------------------------------------------------------------------------- designs

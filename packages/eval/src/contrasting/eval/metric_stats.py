@@ -82,3 +82,27 @@ def standard_error(metric: str, stats: np.ndarray, replicates: int = 1000, seed:
         return float("nan")
     w = bootstrap_weights(len(stats), replicates, np.random.default_rng(seed))
     return float(np.nanstd(resample_values(metric, stats, w), ddof=1))
+
+
+def encode_samples(metric: str, stats: np.ndarray) -> dict:
+    """A JSON-able record of per-sample statistics (base64 of the little-endian array: int32 when every value is
+    an integer, else float64)."""
+    import base64  # noqa: PLC0415
+
+    a = np.asarray(stats)
+    a = a.reshape(len(a), -1)
+    dtype = "<i4" if np.all(np.mod(a, 1) == 0) and np.abs(a).max(initial=0) < 2**31 else "<f8"
+    return {"metric": metric, "shape": list(a.shape), "dtype": dtype,
+            "data": base64.b64encode(np.ascontiguousarray(a, dtype=dtype).tobytes()).decode("ascii")}
+
+
+def decode_samples(record: dict) -> tuple[str, np.ndarray]:
+    """(metric, stats) of an ``encode_samples`` record; ValueError when it is malformed."""
+    import base64  # noqa: PLC0415
+
+    try:
+        shape = tuple(int(v) for v in record["shape"])
+        a = np.frombuffer(base64.b64decode(record["data"]), dtype=np.dtype(record["dtype"]))
+        return str(record["metric"]), a.reshape(shape).astype(np.float64)
+    except (KeyError, TypeError, ValueError) as e:
+        raise ValueError(f"malformed per-sample record: {e}") from None

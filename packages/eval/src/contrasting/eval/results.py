@@ -360,3 +360,75 @@ def write_csv(results: Results, path: str | os.PathLike) -> Path:
     from contrasting.eval.atomic import atomic_write_text  # noqa: PLC0415 - keeps this module import-light
 
     return atomic_write_text(path, to_frame(results).to_csv(index=False))
+
+
+def role_of(meta: Mapping) -> str:
+    """``random``, ``supervised`` or ``ssl`` from a grid's encoder metadata (flags, else the method's name)."""
+    method = "".join(ch for ch in str(meta.get("method") or "").lower() if ch.isalnum())
+    if meta.get("random") or method == "random":
+        return "random"
+    if meta.get("supervised") or method == "supervised":
+        return "supervised"
+    return "ssl"
+
+
+def _chosen_setting(settings: dict[str, list], higher: bool, hparams: str | None, order) -> tuple[str, bool]:
+    """The hyper-parameter setting reported for a cell: the only one, the best mean validation score, else the
+    configured one (``hparams``, else the first of ``order``). Returns (setting, selected_without_validation)."""
+    if len(settings) == 1:
+        return next(iter(settings)), False
+    if all(all(c.val_score is not None for c in cs) for cs in settings.values()):
+        sign = 1.0 if higher else -1.0
+        return max(settings, key=lambda h: sign * float(np.mean([c.val_score for c in settings[h]]))), False
+    ranked = [h for h in order if h in settings] + sorted(settings)
+    return (hparams if hparams in settings else ranked[0]), True
+
+
+def from_cells(cells, *, hparams: str | None = None, hparams_order=(), source: str = "store") -> Results:
+    """The results table of a grid's finished cells (objects with encoder, task, hparams_name, seed, score,
+    val_score, metrics, encoder_meta, task_meta, status): one row per encoder × task × seed of the setting chosen
+    by ``_chosen_setting`` (never by the test score), with the cell's ``se``, ``baseline`` and per-sample
+    statistics from its metrics. ``frame.attrs["notes"]`` says when a setting was chosen without validation."""
+    from contrasting.eval.metric_stats import decode_samples  # noqa: PLC0415
+
+    done = [c for c in cells if getattr(c, "status", "done") == "done" and c.score is not None]
+    by: dict[tuple[str, str], dict[str, list]] = {}
+    for c in done:
+        by.setdefault((c.encoder, c.task), {}).setdefault(c.hparams_name, []).append(c)
+    rows, samples, unvalidated, no_baseline = [], {}, set(), []
+    for (_, _), settings in by.items():
+        first = next(iter(settings.values()))[0]
+        chosen, blind = _chosen_setting(settings, first.task_meta.get("higher_is_better", True), hparams,
+                                        hparams_order)
+        if blind:
+            unvalidated.add(chosen)
+        for c in sorted(settings[chosen], key=lambda c: c.seed):
+            em, tm, m = c.encoder_meta, c.task_meta, c.metrics or {}
+            if not isinstance(m.get("baseline"), (int, float)):
+                no_baseline.append(f"{c.encoder} × {c.task}")
+            level, kind = tm.get("level"), tm.get("kind")
+            if (level is None or kind is None) and tm.get("group"):
+                level, _, kind = str(tm["group"]).partition(" ")
+            rows.append({"encoder": c.encoder, "task": c.task, "value": c.score, "seed": c.seed,
+                         "se": m.get("se"), "role": role_of(em), "method": em.get("method"),
+                         "corpus": em.get("corpus"), "corpus_size": em.get("corpus_size"),
+                         "epochs": em.get("epochs"), "balanced": em.get("balanced"), "pair": em.get("pair"),
+                         "level": level, "kind": kind, "metric": tm.get("metric"),
+                         "higher_is_better": tm.get("higher_is_better", True), "baseline": m.get("baseline"),
+                         "reference": bool(tm.get("reference")),
+                         "similar_corpus": ";".join(tm.get("similar_corpus") or ()),
+                         "supervised_domain": bool(tm.get("supervised_domain")), "hparams": chosen})
+            if isinstance(m.get("per_sample"), dict):
+                samples[(c.encoder, c.task, int(c.seed))] = PerSample(*decode_samples(m["per_sample"]))
+    if no_baseline:
+        shown = ", ".join(no_baseline[:6]) + (f", … ({len(no_baseline)} in all)" if len(no_baseline) > 6 else "")
+        raise ResultsError(f"{source}: cells without a recorded trivial baseline (run by an older version or an "
+                           f"executor that does not report one; rerun them): {shown}")
+    if not rows:
+        raise ResultsError(f"{source}: no finished cell to report on")
+    results = validate(pd.DataFrame(rows), source=source, samples=samples)
+    if unvalidated:
+        results.frame.attrs["notes"] = [
+            "some cells ran under several hyper-parameter settings without validation scores; the setting(s) "
+            f"{', '.join(sorted(unvalidated))} are reported (never selected by test score)"]
+    return results
