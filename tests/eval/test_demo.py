@@ -108,7 +108,7 @@ def test_tiny_demo_end_to_end_then_reuses_and_resumes(tmp_path, capsys):
         assert (report / name).is_file(), name
     assert f"report: {report / 'report.html'}" in printed and "findings" in printed
     assert [f["number"] for f in summary["findings"]] == [1, 2, 3, 4, 5, 6]
-    assert all(f["verdict"] in ("supported", "not supported", "not testable") for f in summary["findings"])
+    assert all(f["verdict"] in ("supported", "refuted", "inconclusive", "not testable") for f in summary["findings"])
     runs = summary["pretrain"]["runs"]
     assert sorted(summary["pretrain"]["ran"]) == sorted(runs) and not summary["pretrain"]["failed"]
     assert summary["grid"]["done"] == summary["grid"]["total"] == len(runs) * 2

@@ -114,3 +114,104 @@ def test_empty_and_unknown():
     assert ConfusionMatrix(3).compute()["miou"] == 0.0
     with pytest.raises(ValueError, match="unknown metric 'nope'"):
         make_metric("nope")
+
+
+# ------------------------------------------------------------------------------------ per-sample statistics
+
+from hypothesis import given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+from contrasting.eval.metric_stats import (  # noqa: E402
+    bootstrap_weights,
+    decode_samples,
+    encode_samples,
+    resample_values,
+    value_from_totals,
+)
+from contrasting.eval.metrics import constant_predictor  # noqa: E402
+
+
+def _random_case(name: str, seed: int, n: int, c: int = 4):
+    g = torch.Generator().manual_seed(seed)
+    if name == "top1":
+        return torch.randn(n, c, generator=g), torch.randint(0, c, (n,), generator=g)
+    if name in ("miou", "miou_no_bg"):
+        t = torch.randint(0, c, (n, 5, 6), generator=g)
+        t[torch.rand(t.shape, generator=g) < 0.1] = 255
+        return torch.randn(n, c, 5, 6, generator=g), t
+    if name == "iou":
+        t = (torch.rand(n, 5, 6, generator=g) < 0.3).float()
+        t[torch.rand(t.shape, generator=g) < 0.1] = 255
+        return torch.randn(n, 1, 5, 6, generator=g), t
+    if name == "l1":
+        t = torch.rand(n, 5, 6, generator=g)
+        t[torch.rand(t.shape, generator=g) < 0.2] = float("nan")
+        return torch.rand(n, 5, 6, generator=g), t
+    t = torch.randn(n, 3, 5, 6, generator=g) * 3
+    t[:, 2] = (torch.rand(n, 5, 6, generator=g) < 0.7).float()
+    return torch.randn(n, 2, 5, 6, generator=g) * 3, t
+
+
+@settings(max_examples=30, deadline=None)
+@given(name=st.sampled_from(["top1", "miou", "miou_no_bg", "iou", "l1", "flow_acc"]), seed=st.integers(0, 10**6),
+       n=st.integers(1, 12), split=st.integers(1, 12))
+def test_per_sample_rows_sum_to_the_metric_and_resample_it(name, seed, n, split):
+    out, target = _random_case(name, seed, n)
+    m = make_metric(name, num_classes=4)
+    for s in _batches(n, split):
+        m.update(out[s], target[s])
+    rows = m.per_sample()
+    assert rows.shape[0] == n
+    value = m.compute()[name]
+    assert float(value_from_totals(name, rows.sum(0))) == pytest.approx(value, nan_ok=True) or math.isnan(value)
+    one = np.ones((1, n))  # the identity resample
+    assert resample_values(name, rows, one)[0] == pytest.approx(value, nan_ok=True) or math.isnan(value)
+    name_back, back = decode_samples(encode_samples(name, rows))
+    assert name_back == name and np.allclose(back, rows)
+
+
+def test_confusion_rows_agree_with_the_matrix():
+    out, target = _random_case("miou", 3, 9)
+    m = ConfusionMatrix(num_classes=4)
+    m.update(out, target)
+    c = 4
+    tp, fp, fn = np.split(m.per_sample().sum(0), 3)
+    mat = m.matrix.numpy()
+    assert np.array_equal(tp, np.diag(mat)) and np.array_equal(fp, mat.sum(0) - np.diag(mat))
+    assert np.array_equal(fn, mat.sum(1) - np.diag(mat)) and len(tp) == c
+
+
+def test_standard_error_matches_the_binomial_one():
+    m = Top1()
+    rng = np.random.default_rng(0)
+    labels = torch.from_numpy(rng.integers(0, 2, 2000))
+    m.update(torch.nn.functional.one_hot(torch.from_numpy((rng.random(2000) < 0.7).astype(int)) * labels, 2)
+             .float(), labels)
+    p = m.compute()["top1"]
+    assert m.standard_error() == pytest.approx(math.sqrt(p * (1 - p) / 2000), rel=0.1)
+    w = bootstrap_weights(50, 10, np.random.default_rng(0))
+    assert w.shape == (10, 50) and (w.sum(1) == 50).all()
+
+
+def test_trivial_baselines_are_the_best_constant_predictions():
+    labels = torch.tensor([2, 2, 2, 0, 1])
+    test = torch.tensor([2, 0, 2, 1])
+    m = make_metric("top1", num_classes=3)
+    m.update(constant_predictor("top1", labels, num_classes=3)(test), test)
+    assert m.compute()["top1"] == 0.5
+    masks = [torch.tensor([[0, 0, 0], [0, 1, 2]]), torch.tensor([[0, 0, 1], [1, 1, 255]])]
+    for metric, k in (("miou", 0), ("miou_no_bg", 1)):
+        pred = constant_predictor(metric, masks, num_classes=3)(torch.stack(masks))
+        assert pred.shape == (2, 3, 2, 3) and (pred.argmax(1) == k).all()
+    m = make_metric("miou", num_classes=3)
+    t = torch.stack(masks)
+    m.update(constant_predictor("miou", masks, num_classes=3)(t), t)
+    assert m.compute()["miou"] == pytest.approx((6 / 11) / 3)  # background IoU = its share; others 0
+    fg = [torch.tensor([[0.0, 1.0], [1.0, 255.0]])]
+    assert (constant_predictor("iou", fg)(torch.stack(fg)) > 0).all()
+    assert (constant_predictor("iou", [torch.zeros(2, 2)])(torch.zeros(1, 2, 2)) < 0).all()
+    depth = [torch.tensor([[1.0, 2.0], [3.0, float("nan")]])]
+    assert (constant_predictor("l1", depth)(torch.zeros(1, 2, 2)) == 2.0).all()
+    flow = [torch.tensor([[[1.0, 3.0]], [[2.0, 2.0]], [[1.0, 0.0]]])]
+    pred = constant_predictor("flow_acc", flow)(torch.zeros(2, 3, 1, 2))
+    assert pred.shape == (2, 2, 1, 2) and pred[0, :, 0, 0].tolist() == [1.0, 2.0]

@@ -180,3 +180,15 @@ def test_checkpoint_layouts(tmp_path):
     assert enc.widths == {"stem": 64, "stage1": 64, "stage2": 128, "stage3": 256, "stage4": 512, "embedding": 512}
     with pytest.raises(FileNotFoundError):
         load_encoder(tmp_path / "absent.pth")
+
+
+def test_cells_report_standard_error_baseline_and_per_sample_statistics(world_root):
+    from contrasting.eval.metric_stats import decode_samples, value_from_totals
+
+    for task in ("shapes-texture", "shapes-foreground"):
+        r = run_cell("random:resnet18", task, hparams={"epochs": 1}, data_root=world_root, seed=0)
+        metric, rows = decode_samples(r.metrics["per_sample"])
+        assert metric == r.metric and len(rows) == r.sizes["test"]
+        assert float(value_from_totals(metric, rows.sum(0))) == pytest.approx(r.value)
+        assert 0 <= r.se < 0.2 and r.metrics["se"] == r.se and (r.se > 0 or r.value == 0)
+        assert 0 <= r.baseline < 1 and r.metrics["baseline"] == r.baseline

@@ -16,7 +16,7 @@ Names are imported on first use, so that ``import contrasting.eval`` (and the an
 
 import importlib
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
 
 _EXPORTS = {
     "FrozenEncoder": "_adapters", "load_encoder": "_adapters",

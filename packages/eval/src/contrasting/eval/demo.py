@@ -719,17 +719,18 @@ def _demo(preset: Preset, out: Path, workers: int, threads: int, args) -> int:
     with clock.step("report"):
         files = build_report(spec.store_path, out / "report", reference=spec.analysis.reference_task,
                              spec_hash=grid.spec_hash, title=f"contrasting demo ({preset.name} preset)",
-                             n_boot=preset.n_boot)
+                             replicates=preset.n_boot)
     total = clock.total()
     figure = files.folder / "figures" / MAIN_FIGURE
     print(f"report: {files.html}")
     print(f"        {files.markdown}")
     if figure.is_file():
         print(f"main figure: {figure}")
-    print(f"findings ({preset.name} preset; confidence = share of bootstrap replicates giving the same verdict):")
+    print(f"findings ({preset.name} preset; effects in gain units with their intervals; {files.findings_json}):")
     for f in files.findings:
-        print(f"  {f.number}. {f.verdict:<13} {f.confidence_note}  {f.claim}")
-        print(f"     {f.statistic}")
+        effect = "" if f.effect is None else f"effect {f.effect:+.3f} [{f.ci_low:+.3f}, {f.ci_high:+.3f}], "
+        print(f"  {f.number}. {f.verdict:<13} {f.claim}")
+        print(f"     {effect}{'; '.join(f.reasons)}")
     print(f"time: {_fmt_s(total['wall_s'])} wall, {_fmt_s(total['cpu_s'])} CPU "
           + "; ".join(f"{k} {_fmt_s(v['wall_s'])}/{_fmt_s(v['cpu_s'])}" for k, v in clock.steps.items())
           + " (wall/CPU)")
@@ -747,9 +748,7 @@ def _save_summary(out: Path, preset: Preset, world, runs, pre, grid, files, cloc
                                            "done": grid.done, "failed": grid.failed, "ran": grid.ran},
         "report": None if files is None else {"html": str(files.html), "markdown": str(files.markdown),
                                               "figures": {k: str(v) for k, v in files.figures.items()}},
-        "findings": [] if files is None else [
-            {"number": f.number, "claim": f.claim, "verdict": f.verdict, "confidence": f.confidence,
-             "agreement": f.agreement, "units": f.units, "statistic": f.statistic} for f in files.findings],
+        "findings": [] if files is None else [f.to_json() for f in files.findings],
         "timings": {**clock.steps, "total": clock.total()},
         "cpu_count": os.cpu_count(),
         "loadavg": list(os.getloadavg()) if hasattr(os, "getloadavg") else None,

@@ -14,51 +14,108 @@ the value signed so that higher is better (``METRICS[name].higher_is_better``).
 * L1: Σ |ŷ − y| / #valid over all valid pixels (NaN targets are invalid); lower is better.
 * KITTI-style flow accuracy: share of valid pixels whose end-point error EPE = ‖f̂ − f‖₂ is below 3 px or
   below 5 % of ‖f‖₂ (1 − KITTI's Fl outlier rate); EPE is reported beside it.
+
+Every accumulator also keeps one row of statistics per sample (``per_sample()``; their sums give the metric
+through ``metric_stats.value_from_totals``, the formula ``compute()`` itself uses), so that results carry a
+test-set bootstrap (``standard_error()``). ``constant_predictor`` is each metric's trivial baseline: the best
+input-independent prediction fitted on the train split, scored by the same accumulator on the test split.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 
+from contrasting.eval.metric_stats import standard_error, value_from_totals
 
-class Top1:
-    """Top-1 accuracy of logits (N, C) against labels (N,)."""
+
+class _PerSample:
+    """Per-sample statistics (``metric_stats``): each ``update`` appends one row per sample; ``per_sample()``
+    stacks them, and the metric is ``value_from_totals`` of their sum, so a bootstrap over test samples
+    reproduces it exactly."""
+
+    name = "?"
+
+    def __init__(self):
+        self._rows: list[torch.Tensor] = []
+
+    def _add(self, rows: torch.Tensor) -> None:
+        self._rows.append(rows.detach().to("cpu", torch.float64))
+
+    def per_sample(self) -> np.ndarray:
+        """(samples, k) statistics of every sample seen, in order."""
+        if not self._rows:
+            return np.zeros((0, self.width()))
+        return torch.cat(self._rows).numpy()
+
+    def width(self) -> int:
+        return 2
+
+    def value(self) -> float:
+        """The metric over every sample seen (NaN before any)."""
+        return float(value_from_totals(self.name, self.per_sample().sum(axis=0)))
+
+    def standard_error(self, replicates: int = 1000, seed: int = 0) -> float:
+        """Bootstrap standard error of the metric over the samples seen."""
+        return standard_error(self.name, self.per_sample(), replicates, seed)
+
+
+class Top1(_PerSample):
+    """Top-1 accuracy of logits (N, C) against labels (N,); per sample (correct, 1)."""
 
     name = "top1"
 
     def __init__(self, **_):
-        self.correct, self.total = 0, 0
+        super().__init__()
 
     def update(self, logits: torch.Tensor, target: torch.Tensor) -> None:
-        self.correct += int((logits.argmax(dim=1) == target).sum())
-        self.total += int(target.numel())
+        correct = (logits.argmax(dim=1) == target.to(logits.device)).double()
+        self._add(torch.stack([correct, torch.ones_like(correct)], 1))
 
     def compute(self) -> dict[str, float]:
-        return {"top1": self.correct / max(self.total, 1)}
+        v = self.value()
+        return {"top1": 0.0 if math.isnan(v) else v}
 
 
-class ConfusionMatrix:
-    """Confusion matrix over a split for logits (B, C, H, W) and targets (B, H, W); see the module docstring."""
+class ConfusionMatrix(_PerSample):
+    """Confusion matrix over a split for logits (B, C, H, W) and targets (B, H, W); see the module docstring.
+    Per sample: (tp_c, fp_c, fn_c) for every class c."""
 
     name = "miou"
 
     def __init__(self, num_classes: int, ignore_index: int = 255, background: int | None = None, **_):
+        super().__init__()
         self.num_classes, self.ignore_index, self.background = num_classes, ignore_index, background
         self.matrix = torch.zeros(num_classes, num_classes, dtype=torch.int64)
+        if background is not None:
+            self.name = "miou_no_bg"
+
+    def width(self) -> int:
+        return 3 * self.num_classes
 
     def update(self, logits: torch.Tensor, target: torch.Tensor) -> None:
         self.update_labels(logits.argmax(dim=1), target)
 
     def update_labels(self, pred: torch.Tensor, target: torch.Tensor) -> None:
-        """Add predicted and target label maps: C[t, p] += 1 for every pixel with a valid target."""
-        pred, target = pred.reshape(-1).long(), target.reshape(-1).long()
-        keep = (target != self.ignore_index) & (target >= 0) & (target < self.num_classes)
+        """Add predicted and target label maps: C[t, p] += 1 for every pixel with a valid target, and each
+        sample's per-class tp / fp / fn."""
         c = self.num_classes
-        idx = target[keep] * c + pred[keep].clamp(0, c - 1)
-        self.matrix += torch.bincount(idx.cpu(), minlength=c * c).view(c, c)
+        pred, target = pred.reshape(len(pred), -1).long().cpu(), target.reshape(len(target), -1).long().cpu()
+        keep = (target != self.ignore_index) & (target >= 0) & (target < c)
+        p = pred.clamp(0, c - 1)
+        idx = target[keep] * c + p[keep]
+        self.matrix += torch.bincount(idx, minlength=c * c).view(c, c)
+        sample = torch.arange(len(pred)).view(-1, 1).expand_as(pred)
+        counts = lambda values, mask: torch.bincount(  # noqa: E731 - per (sample, class) counts
+            (sample[mask] * c + values[mask]), minlength=len(pred) * c).view(len(pred), c)
+        tp = counts(target, keep & (p == target))
+        fp = counts(p, keep) - tp
+        fn = counts(target, keep) - tp
+        self._add(torch.cat([tp, fp, fn], 1))
 
     def iou(self) -> torch.Tensor:
         """Per-class IoU (NaN where the union is empty)."""
@@ -68,78 +125,85 @@ class ConfusionMatrix:
         return torch.where(union > 0, inter / union.clamp_min(1), torch.full_like(inter, float("nan")))
 
     def compute(self) -> dict[str, float]:
-        iou = self.iou()
         total = self.matrix.sum()
-        out = {"miou": float(iou.nanmean()) if bool((~iou.isnan()).any()) else 0.0,
+        totals = self.per_sample().sum(axis=0)
+        out = {"miou": float(value_from_totals("miou", totals)),
                "pixel_acc": float(self.matrix.diag().sum() / total) if total > 0 else 0.0}
         if self.background is not None:
-            rest = torch.cat([iou[: self.background], iou[self.background + 1:]])
-            out["miou_no_bg"] = float(rest.nanmean()) if bool((~rest.isnan()).any()) else 0.0
+            out["miou_no_bg"] = float(value_from_totals("miou_no_bg", totals))
         return out
 
 
-class BinaryIoU:
-    """IoU of the positive class for logits (B, 1, H, W) or (B, H, W) against {0, 1} targets (B, H, W)."""
+class BinaryIoU(_PerSample):
+    """IoU of the positive class for logits (B, 1, H, W) or (B, H, W) against {0, 1} targets (B, H, W); per sample
+    (tp, fp, fn)."""
 
     name = "iou"
 
     def __init__(self, ignore_index: int = 255, **_):
+        super().__init__()
         self.ignore_index = ignore_index
-        self.tp = self.fp = self.fn = 0
+
+    def width(self) -> int:
+        return 3
 
     def update(self, logits: torch.Tensor, target: torch.Tensor) -> None:
-        pred = logits.reshape(target.shape) > 0
+        pred = (logits.reshape(target.shape) > 0).reshape(len(target), -1).cpu()
+        target = target.reshape(len(target), -1).cpu()
         valid = target != self.ignore_index
         t = target > 0.5
-        self.tp += int((pred & t & valid).sum())
-        self.fp += int((pred & ~t & valid).sum())
-        self.fn += int((~pred & t & valid).sum())
+        self._add(torch.stack([(pred & t & valid).sum(1), (pred & ~t & valid).sum(1), (~pred & t & valid).sum(1)], 1))
 
     def compute(self) -> dict[str, float]:
-        union = self.tp + self.fp + self.fn
-        return {"iou": self.tp / union if union else 0.0}
+        return {"iou": self.value() if self._rows else 0.0}
 
 
-class L1:
-    """Mean absolute error over valid (finite) target pixels of the split; lower is better."""
+class L1(_PerSample):
+    """Mean absolute error over valid (finite) target pixels of the split; lower is better. Per sample
+    (Σ|ŷ − y|, valid pixels)."""
 
     name = "l1"
 
     def __init__(self, **_):
-        self.total, self.count = 0.0, 0
+        super().__init__()
 
     def update(self, pred: torch.Tensor, target: torch.Tensor) -> None:
-        pred = pred.reshape(target.shape).double()
+        pred = pred.reshape(target.shape).double().cpu().reshape(len(target), -1)
+        target = target.double().cpu().reshape(len(target), -1)
         valid = torch.isfinite(target)
-        self.total += float((pred - target.double()).abs()[valid].sum())
-        self.count += int(valid.sum())
+        err = torch.where(valid, (pred - torch.nan_to_num(target)).abs(), torch.zeros_like(pred))
+        self._add(torch.stack([err.sum(1), valid.sum(1).double()], 1))
 
     def compute(self) -> dict[str, float]:
-        return {"l1": self.total / self.count if self.count else float("nan")}
+        return {"l1": self.value()}
 
 
-class FlowAccuracy:
-    """KITTI-style flow accuracy of predictions (B, 2, H, W) against targets (B, 3, H, W) = (u, v, valid)."""
+class FlowAccuracy(_PerSample):
+    """KITTI-style flow accuracy of predictions (B, 2, H, W) against targets (B, 3, H, W) = (u, v, valid); per
+    sample (good pixels, valid pixels); EPE beside it."""
 
     name = "flow_acc"
 
     def __init__(self, abs_threshold: float = 3.0, rel_threshold: float = 0.05, **_):
+        super().__init__()
         self.abs_threshold, self.rel_threshold = abs_threshold, rel_threshold
-        self.good, self.count, self.epe_sum = 0, 0, 0.0
+        self.epe_sum = 0.0
 
     def update(self, pred: torch.Tensor, target: torch.Tensor) -> None:
-        flow, valid = target[:, :2].double(), target[:, 2] > 0.5
-        epe = (pred.double() - flow).norm(dim=1)
+        flow, valid = target[:, :2].double().cpu(), (target[:, 2] > 0.5).cpu()
+        epe = (pred.double().cpu() - flow).norm(dim=1)
         mag = flow.norm(dim=1)
         good = (epe < self.abs_threshold) | (epe < self.rel_threshold * mag)
-        self.good += int((good & valid).sum())
-        self.count += int(valid.sum())
+        self._add(torch.stack([(good & valid).reshape(len(target), -1).sum(1),
+                               valid.reshape(len(target), -1).sum(1)], 1))
         self.epe_sum += float(epe[valid].sum())
 
     def compute(self) -> dict[str, float]:
-        if not self.count:
+        stats = self.per_sample()
+        count = stats[:, 1].sum() if len(stats) else 0
+        if not count:
             return {"flow_acc": float("nan"), "epe": float("nan")}
-        return {"flow_acc": self.good / self.count, "epe": self.epe_sum / self.count}
+        return {"flow_acc": self.value(), "epe": self.epe_sum / count}
 
 
 @dataclass(frozen=True)
@@ -173,3 +237,55 @@ def make_metric(name: str, *, num_classes: int | None = None, ignore_index: int 
 def signed_score(name: str, value: float) -> float:
     """``value`` if higher is better for ``name``, else ``−value``: the one number to maximise."""
     return value if METRICS[name].higher_is_better else -value
+
+
+# ------------------------------------------------------------------------------------------- trivial baselines
+
+
+def _majority(counts: torch.Tensor, exclude: int | None = None) -> int:
+    counts = counts.clone().double()
+    if exclude is not None and len(counts) > 1 and counts.sum() > counts[exclude]:
+        counts[exclude] = -1
+    return int(counts.argmax())
+
+
+def constant_predictor(metric: str, train_targets, *, num_classes: int | None = None, ignore_index: int = 255):
+    """The trivial baseline of ``metric``: the best input-independent prediction, fitted on ``train_targets``
+    (a (N,) label tensor, or a list of target maps), as a function mapping a batch of test targets to the
+    prediction the metric expects for them:
+
+    * top1: the majority training class (logits one-hot on it);
+    * miou: the majority training pixel class everywhere; miou_no_bg: the majority class other than the
+      background (predicting background scores 0 there);
+    * iou: all-foreground (IoU = the positive share), or all-background when training has no positive pixel;
+    * l1: the median valid training target everywhere;
+    * flow_acc: the median valid training flow vector everywhere.
+    """
+    if metric == "top1":
+        labels = torch.as_tensor(train_targets).long().reshape(-1)
+        c = int(num_classes or int(labels.max()) + 1)
+        k = _majority(torch.bincount(labels, minlength=c))
+        return lambda target: torch.nn.functional.one_hot(torch.full((len(target),), k), c).float()
+    maps = list(train_targets)
+    if metric in ("miou", "miou_no_bg"):
+        c = int(num_classes)
+        counts = torch.zeros(c, dtype=torch.int64)
+        for t in maps:
+            t = t.reshape(-1).long()
+            t = t[(t != ignore_index) & (t >= 0) & (t < c)]
+            counts += torch.bincount(t, minlength=c)
+        k = _majority(counts, exclude=0 if metric == "miou_no_bg" else None)
+        return lambda target: torch.nn.functional.one_hot(torch.full(target.shape, k), c).movedim(-1, 1).float()
+    if metric == "iou":
+        positive = any(bool(((t > 0.5) & (t != ignore_index)).any()) for t in maps)
+        return lambda target: torch.full((len(target), 1, *target.shape[-2:]), 1.0 if positive else -1.0)
+    if metric == "l1":
+        values = torch.cat([t.reshape(-1).double() for t in maps])
+        values = values[torch.isfinite(values)]
+        m = float(values.median()) if len(values) else 0.0
+        return lambda target: torch.full(target.shape, m, dtype=torch.float64)
+    if metric == "flow_acc":
+        flows = torch.cat([t[:2].reshape(2, -1)[:, t[2].reshape(-1) > 0.5].double() for t in maps], 1)
+        med = flows.median(dim=1).values if flows.shape[1] else torch.zeros(2, dtype=torch.float64)
+        return lambda target: med.view(1, 2, 1, 1).expand(len(target), 2, *target.shape[-2:]).clone()
+    raise ValueError(f"metric: no trivial baseline for {metric!r} (known: {', '.join(METRICS)})")

@@ -52,7 +52,8 @@ from contrasting.eval.features import (
     refs_digest,
 )
 from contrasting.eval.heads import build_head
-from contrasting.eval.metrics import make_metric, signed_score
+from contrasting.eval.metric_stats import encode_samples
+from contrasting.eval.metrics import constant_predictor, make_metric, signed_score
 from contrasting.eval.objectives import class_weights, make_loss
 from contrasting.eval.readers import TaskData, TaskDataset, read_task, target_decoder
 from contrasting.eval.tasks import Schedule, TaskDataError, TaskSpec, check_data, get_task, resolve_root
@@ -65,7 +66,10 @@ CACHE_MODES = ("auto", "memory", "disk", "off")
 @dataclass
 class CellResult:
     """The outcome of one cell. ``value`` is the test metric of the selected setting, ``score`` the same
-    signed so that higher is better; ``metrics`` has its companions (e.g. pixel accuracy, EPE);
+    signed so that higher is better, ``se`` its bootstrap standard error over the test samples, ``baseline`` the
+    task's trivial baseline on the same test split (``metrics.constant_predictor``); ``metrics`` has its
+    companions (e.g. pixel accuracy, EPE) and ``se``, ``baseline`` and ``per_sample`` (the per-sample statistics,
+    ``metric_stats.encode_samples``);
     ``val_scores`` one entry per setting: {"hparams", "val", "val_metrics", "train_s"}."""
 
     encoder: str
@@ -76,7 +80,9 @@ class CellResult:
     higher_is_better: bool
     value: float
     score: float
-    metrics: dict[str, float]
+    se: float
+    baseline: float
+    metrics: dict
     selected: dict
     val_scores: list[dict]
     sizes: dict[str, int]
@@ -211,13 +217,14 @@ def _train_on_embeddings(head, source, labels, idx, sched, seed, loss_fn, device
 
 
 @torch.no_grad()
-def _score_embeddings(head, source, labels, idx, spec, num_classes, batch=EVAL_BATCH) -> dict[str, float]:
+def _score_embeddings(head, source, labels, idx, spec, num_classes, batch=EVAL_BATCH):
+    """The metric accumulator of ``head`` on the cached features of rows ``idx``."""
     head.eval()
     metric = make_metric(spec.metric, num_classes=num_classes, ignore_index=spec.ignore_index)
     for start in range(0, len(idx), batch):
         b = idx[start:start + batch]
         metric.update(head(source.get(b)).float().cpu(), labels[b])
-    return metric.compute()
+    return metric
 
 
 def _image_cell(spec, data, encoder, scheds, tr_idx, val_idx, num_classes, *, seed, device, cache, cache_dir,
@@ -251,16 +258,18 @@ def _image_cell(spec, data, encoder, scheds, tr_idx, val_idx, num_classes, *, se
         head = build_head(spec, encoder, num_classes).to(device)
         with _cpu_threads(1 if cache != "off" and device.type == "cpu" else None):
             _train_on_embeddings(head, sources["train"], train_labels, tr_idx, sched, seed, loss_fn, device)
-        val = _score_embeddings(head, sources["train"], train_labels, val_idx, spec, num_classes)
+        val = _score_embeddings(head, sources["train"], train_labels, val_idx, spec, num_classes).compute()
         results.append({"val": val[spec.metric], "val_metrics": val, "train_s": time.perf_counter() - t1})
         heads.append(head)
         _log(progress, f"[{spec.name}] {sched}: val {spec.metric} = {val[spec.metric]:.4f}")
     best = _select(spec, results)
     t2 = time.perf_counter()
     test = _score_embeddings(heads[best], sources["test"], test_labels, torch.arange(len(data.test)), spec, num_classes)
+    baseline = make_metric(spec.metric, num_classes=num_classes, ignore_index=spec.ignore_index)
+    baseline.update(constant_predictor(spec.metric, train_labels, num_classes=num_classes)(test_labels), test_labels)
     timings["test_s"] = time.perf_counter() - t2
     timings["train_s"] = sum(r["train_s"] for r in results)
-    return best, results, test, hits
+    return best, results, (test, baseline), hits
 
 
 def _select(spec: TaskSpec, results: list[dict]) -> int:
@@ -291,13 +300,29 @@ def _pixel_forward(head, encoder, x, target_size, device, spec):
 
 
 @torch.no_grad()
-def _score_pixels(head, encoder, loader, spec, num_classes, device) -> dict[str, float]:
+def _score_pixels(head, encoder, loader, spec, num_classes, device, predictor=None):
+    """The metric accumulator of ``head`` over ``loader`` (and, with ``predictor``, the trivial baseline's on the
+    same targets: (metric, baseline))."""
     head.eval()
     metric = make_metric(spec.metric, num_classes=num_classes, ignore_index=spec.ignore_index)
+    baseline = make_metric(spec.metric, num_classes=num_classes, ignore_index=spec.ignore_index)
     for x, y in loader:
         out = _pixel_forward(head, encoder, x, y.shape[-2:], device, spec)
         metric.update(out.cpu(), y)
-    return metric.compute()
+        if predictor is not None:
+            baseline.update(predictor(y), y)
+    return metric if predictor is None else (metric, baseline)
+
+
+BASELINE_SAMPLES = 512  # training targets the pixel tasks' trivial baseline is fitted on (evenly spaced)
+
+
+def pixel_baseline(spec: TaskSpec, split, num_classes: int | None):
+    """The trivial baseline's predictor of a pixel task, fitted on up to BASELINE_SAMPLES targets of ``split``."""
+    decode, refs = target_decoder(spec), split.targets
+    picks = np.unique(np.linspace(0, len(refs) - 1, min(len(refs), BASELINE_SAMPLES)).round().astype(int))
+    maps = [decode(refs[i], tuple(spec.image_size), spec) for i in picks]
+    return constant_predictor(spec.metric, maps, num_classes=num_classes, ignore_index=spec.ignore_index)
 
 
 def _pixel_cell(spec, data, encoder, scheds, tr_idx, val_idx, num_classes, *, seed, device, num_workers, progress,
@@ -334,7 +359,7 @@ def _pixel_cell(spec, data, encoder, scheds, tr_idx, val_idx, num_classes, *, se
             if progress:
                 _log(progress, f"[{spec.name}] epoch {epoch + 1}/{sched.epochs} loss {float(loss.detach()):.4f}")
         val_loader = torch.utils.data.DataLoader(val_set, batch_size=sched.batch_size, **dataloader_kwargs(num_workers))
-        val = _score_pixels(head, encoder, val_loader, spec, num_classes, device)
+        val = _score_pixels(head, encoder, val_loader, spec, num_classes, device).compute()
         results.append({"val": val[spec.metric], "val_metrics": val, "train_s": time.perf_counter() - t1})
         score = _signed(spec, val[spec.metric])
         if best_state is None or score > best_score:
@@ -344,7 +369,8 @@ def _pixel_cell(spec, data, encoder, scheds, tr_idx, val_idx, num_classes, *, se
     t2 = time.perf_counter()
     test_loader = torch.utils.data.DataLoader(test_set, batch_size=scheds[best].batch_size,
                                               **dataloader_kwargs(num_workers))
-    test = _score_pixels(best_state.to(device), encoder, test_loader, spec, num_classes, device)
+    test = _score_pixels(best_state.to(device), encoder, test_loader, spec, num_classes, device,
+                         pixel_baseline(spec, data.train, num_classes))
     timings["test_s"] = time.perf_counter() - t2
     timings["train_s"] = sum(r["train_s"] for r in results)
     return best, results, test
@@ -423,10 +449,15 @@ def run_cell(encoder, task: str | TaskSpec, *, hparams: list[dict] | dict | None
     timings["total_s"] = time.perf_counter() - t_start
     for r, s in zip(results, scheds, strict=True):
         r["hparams"] = asdict(s)
+    test_metric, baseline_metric = test
+    test = test_metric.compute()
     value = test[spec.metric]
+    test.update(se=test_metric.standard_error(seed=seed), baseline=baseline_metric.value(),
+                per_sample=encode_samples(spec.metric, test_metric.per_sample()))
     return CellResult(
         encoder=enc.name, task=spec.name, task_version=spec.version, seed=seed, metric=spec.metric,
         higher_is_better=spec.higher_is_better, value=value, score=signed_score(spec.metric, value), metrics=test,
+        se=test["se"], baseline=test["baseline"],
         selected=asdict(scheds[best]), val_scores=results,
         sizes={"train": len(tr_idx), "val": len(val_idx), "test": len(data.test), "classes": num_classes or 0},
         timings=timings, versions=versions(),

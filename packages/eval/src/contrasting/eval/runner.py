@@ -335,7 +335,8 @@ def synthetic_cell(request: CellRequest, progress: Callable[..., None]) -> dict:
     """A torch-free stand-in for ``run_cell``, for dry runs of the whole pipeline and for benchmarks: it trains
     a ridge-regression probe (numpy) on synthetic features whose class signal depends on the encoder's metadata
     (random < SSL < supervised on semantic tasks, SSL ahead on structural ones) and reports top-1 (or an L1
-    error for tasks whose metric is lower-is-better). ``hparams``: ``samples`` (default 2000), ``dim`` (256),
+    error for tasks whose metric is lower-is-better) with its binomial standard error and the chance baseline
+    (1/10, or 0.9 as an error). ``hparams``: ``samples`` (default 2000), ``dim`` (256),
     ``sleep_s`` (extra wait). Deterministic in (encoder, task, seed)."""
     import numpy as np  # noqa: PLC0415
 
@@ -367,9 +368,12 @@ def synthetic_cell(request: CellRequest, progress: Callable[..., None]) -> dict:
     if h.get("sleep_s"):
         time.sleep(float(h["sleep_s"]))
     metric = tmeta.get("metric", "top1")
-    score = acc if tmeta.get("higher_is_better", True) else 1.0 - acc
+    higher = tmeta.get("higher_is_better", True)
+    score = acc if higher else 1.0 - acc
+    se = math.sqrt(max(acc * (1 - acc), 1e-12) / (n - split))
     progress(1.0, "done")
-    return {"metrics": {metric: score, f"val_{metric}": val if tmeta.get("higher_is_better", True) else 1 - val},
+    return {"metrics": {metric: score, f"val_{metric}": val if higher else 1 - val, "se": se,
+                        "baseline": 1 / classes if higher else 1 - 1 / classes},
             "timings": {"total_s": time.perf_counter() - t0}}
 
 
