@@ -92,3 +92,17 @@ def test_deeplab_mismatch_and_missing_stage4():
     with torch.no_grad():
         out = DeepLabHead(tiny.widths, tiny.stage4, 3, "tiny")(tiny(torch.randn(2, 3, 32, 32)))
     assert out.shape == (2, 3, 8, 8)
+
+
+@pytest.mark.parametrize("small_stem, size", [(True, 32), (False, 64)])
+def test_unet_output_is_at_the_input_resolution(small_stem, size):
+    """The small stem keeps the input resolution in the stem and stage 1: the decoder upsamples only where the
+    encoder's strides change (before: 4× the input, then downsampled)."""
+    from contrasting.encoders import build_backbone
+
+    enc = FrozenEncoder(build_backbone("resnet18", {"small_stem": small_stem, "width": 8}), "r18")
+    head = build_head(get_task("shapes-segmentation"), enc, 5)
+    out = head({k: v for k, v in enc(torch.zeros(2, 3, size, size)).items()})
+    assert out.shape == (2, 5, size, size)
+    assert enc.strides == ({"stem": 1, "stage1": 1, "stage2": 2, "stage3": 4, "stage4": 8} if small_stem else
+                           {"stem": 2, "stage1": 4, "stage2": 8, "stage3": 16, "stage4": 32})

@@ -65,7 +65,9 @@ class TrainSection:
     train_micro_batch_size_per_gpu); the global batch is batch_size × grad_accum × processes.
 
     ``precision``: ``fp32``, ``bf16`` or ``fp16`` (DeepSpeed's torch_autocast: weights, BatchNorm and the
-    optimizer stay fp32), ``auto``: bf16 on a GPU that supports it, fp32 on a CPU. ``zero_stage`` None:
+    optimizer stay fp32), ``auto``: bf16 on a GPU that supports it and on a CPU with bf16 matrix instructions
+    (AVX512-BF16 or AMX), fp32 elsewhere. ``channels_last``: NHWC activations and weights (the layout the fast
+    bf16 convolutions want); None: on whenever the precision is bf16 or fp16. ``zero_stage`` None:
     1 with several processes, 0 for one process or LARS (``RunConfig.zero_stage_for``). ``grad_clip`` 0
     disables clipping. ``checkpoint_every``: optimizer steps between checkpoints (0: only at epoch ends).
     ``max_steps``: stop early (None: all epochs).
@@ -78,6 +80,7 @@ class TrainSection:
     max_steps: int | None = None
     seed: int = 0
     precision: str = "auto"
+    channels_last: bool | None = None
     zero_stage: int | None = None
     grad_clip: float = 0.0
     checkpoint_every: int = 1000

@@ -69,13 +69,26 @@ class PretrainResult:
     method: Method | None = None
 
 
+def cpu_has_fast_bf16() -> bool:
+    """This CPU has bf16 matrix instructions (AVX512-BF16 or AMX tiles), so bf16 autocast speeds training up
+    (measured here: 2.1× at 32 px, 3.9× at 64 px for a ResNet-18 forward + backward; bench/bench_training.py)."""
+    probes = ("_is_avx512_bf16_supported", "_is_amx_tile_supported")
+    return any(getattr(torch.cpu, name, lambda: False)() for name in probes)
+
+
 def resolve_precision(precision: str, device: torch.device) -> str:
-    """``auto`` → bf16 on a GPU that supports it, fp32 elsewhere; other values unchanged."""
+    """``auto`` → bf16 on a GPU that supports it and on a CPU with fast bf16 (``cpu_has_fast_bf16``), fp32
+    elsewhere; other values unchanged."""
     if precision != "auto":
         return precision
-    if device.type == "cuda" and torch.cuda.is_bf16_supported():
-        return "bf16"
-    return "fp32"
+    if device.type == "cuda":
+        return "bf16" if torch.cuda.is_bf16_supported() else "fp32"
+    return "bf16" if cpu_has_fast_bf16() else "fp32"
+
+
+def resolve_channels_last(channels_last: bool | None, precision: str) -> bool:
+    """``channels_last`` when given, else on for half precisions (the layout their fast kernels use)."""
+    return bool(channels_last) if channels_last is not None else precision in ("bf16", "fp16")
 
 
 def deepspeed_config(config: RunConfig, world_size: int, device: torch.device) -> dict:
@@ -228,6 +241,10 @@ def pretrain(config: RunConfig, data=None) -> PretrainResult:
         return PretrainResult(out, 0, None, path, None, method)
 
     method.to(info.device)
+    layout = torch.channels_last if resolve_channels_last(train.channels_last,
+                                                          resolve_precision(train.precision, info.device)) \
+        else torch.contiguous_format
+    method.to(memory_format=layout)
     optimizer, optimizer_config = build_optimizer(config.optimizer, method, config.optimizer_options,
                                                   method.group_options())
     micro_per_epoch = (len(source) // train.grad_accum) * train.grad_accum
@@ -302,7 +319,7 @@ def pretrain(config: RunConfig, data=None) -> PretrainResult:
                     method.step = step
                     lr = apply_schedule(ds_optimizer.param_groups, schedule, step)
                     method.before_step(set_param_everywhere)
-                views = [v.to(info.device, non_blocking=True) for v in views]
+                views = [v.to(info.device, non_blocking=True, memory_format=layout) for v in views]
                 labels = labels.to(info.device, non_blocking=True) if labels is not None else None
                 loss = engine(views, labels)
                 value = global_loss(loss, info)

@@ -111,6 +111,7 @@ class FrozenEncoder(nn.Module):
         with torch.no_grad():
             probe = self.forward(torch.zeros(1, 3, 64, 64, device=next(backbone.parameters()).device))
         self.widths = {k: int(v.shape[1]) for k, v in probe.items()}
+        self.strides = {k: max(1, round(64 / v.shape[-1])) for k, v in probe.items() if v.dim() == 4}
 
     def train(self, mode: bool = True):
         """Always eval: BatchNorm statistics of a frozen encoder must not move."""

@@ -7,10 +7,12 @@ Widths come from the encoder (``encoder.widths``): ResNet-18 64/64/128/256/512, 
 * ``LinearHead``: z = W·e + b on the pooled embedding e ∈ R^D.
 * ``MLPHead``: k embeddings (frames of a clip, the two views of an egomotion pair) concatenated,
   z = W₂·ReLU(W₁·[e_1; …; e_k] + b₁) + b₂, hidden 512 (the study's 6·2048 → 512 → C).
-* ``UNetDecoder`` (the study's "U-Net-like" decoder): five stages of 3×3 conv → PixelShuffle(×2) →
+* ``UNetDecoder`` (the study's "U-Net-like" decoder): five stages of 3×3 conv → PixelShuffle(×f) →
   LeakyReLU (the last without activation), channels w4 → w3 → w2 → w1 → w0 → out (2048 → 1024 → 512 →
   256 → 64 → out for ResNet-50); after stages 1–4 the skip from stage 3, 2, 1 and the stem is added, resized
-  bilinearly when its size differs (odd inputs). Output at the input resolution for inputs divisible by 32.
+  bilinearly when its size differs (odd inputs). f is 2 for a standard ResNet; the factors follow the
+  encoder's feature strides (``upsampling_factors``: 1 where a small stem keeps the resolution), so the output
+  is at the input resolution (for inputs divisible by the deepest stride).
 * ``TwoFrameUNetDecoder``: per scale, the two frames' features concatenated and fused by a 1×1 conv
   (2w → w), then the U-Net decoder.
 * ``DeepLabHead`` (DeepLabv3+-style): a trainable copy of the encoder's stage 4 with its stride replaced by
@@ -74,9 +76,21 @@ class MLPHead(nn.Module):
         return self.net(e.flatten(1))
 
 
-def _up_stage(cin: int, cout: int, act: bool) -> nn.Sequential:
-    layers = [nn.Conv2d(cin, cout * 4, 3, padding=1), nn.PixelShuffle(2)]
+def _up_stage(cin: int, cout: int, act: bool, factor: int = 2) -> nn.Sequential:
+    layers = [nn.Conv2d(cin, cout * factor * factor, 3, padding=1)] + ([nn.PixelShuffle(factor)] if factor > 1 else [])
     return nn.Sequential(*layers, nn.LeakyReLU(inplace=True)) if act else nn.Sequential(*layers)
+
+
+STANDARD_STRIDES = {"stem": 2, "stage1": 4, "stage2": 8, "stage3": 16, "stage4": 32}
+
+
+def upsampling_factors(strides: dict[str, int] | None) -> list[int]:
+    """The U-Net's five upsampling factors from the encoder's feature strides: stage 4 → 3 → 2 → 1 → stem →
+    input, each the ratio of consecutive strides (all 2 for a standard ResNet; 2, 2, 2, 1, 1 for the small stem,
+    whose stem and stage 1 keep the input resolution)."""
+    s = strides or STANDARD_STRIDES
+    chain = [s["stage4"], s["stage3"], s["stage2"], s["stage1"], s["stem"], 1]
+    return [max(1, round(a / b)) for a, b in zip(chain[:-1], chain[1:], strict=True)]
 
 
 class UNetDecoder(nn.Module):
@@ -84,11 +98,14 @@ class UNetDecoder(nn.Module):
 
     SKIPS = ("stage3", "stage2", "stage1", "stem")
 
-    def __init__(self, widths: dict[str, int], out_channels: int, encoder: str = "?", name: str = "unet"):
+    def __init__(self, widths: dict[str, int], out_channels: int, encoder: str = "?", name: str = "unet",
+                 strides: dict[str, int] | None = None):
         super().__init__()
         self.widths, self.encoder, self.name = {k: widths[k] for k in MAP_KEYS}, encoder, name
         chans = [widths["stage4"], widths["stage3"], widths["stage2"], widths["stage1"], widths["stem"], out_channels]
-        self.stages = nn.ModuleList(_up_stage(chans[i], chans[i + 1], act=i < 4) for i in range(5))
+        factors = upsampling_factors(strides)
+        self.stages = nn.ModuleList(_up_stage(chans[i], chans[i + 1], act=i < 4, factor=factors[i])
+                                    for i in range(5))
 
     def check(self, feats: dict[str, torch.Tensor]) -> None:
         for key, w in self.widths.items():
@@ -111,11 +128,12 @@ class UNetDecoder(nn.Module):
 class TwoFrameUNetDecoder(nn.Module):
     """U-Net decoder over two frames: input a pair of feature dicts, output (N, out, H, W)."""
 
-    def __init__(self, widths: dict[str, int], out_channels: int, encoder: str = "?"):
+    def __init__(self, widths: dict[str, int], out_channels: int, encoder: str = "?",
+                 strides: dict[str, int] | None = None):
         super().__init__()
         self.encoder = encoder
         self.fuse = nn.ModuleDict({k: nn.Conv2d(2 * widths[k], widths[k], 1) for k in MAP_KEYS})
-        self.decoder = UNetDecoder(widths, out_channels, encoder, name="unet2")
+        self.decoder = UNetDecoder(widths, out_channels, encoder, name="unet2", strides=strides)
 
     def forward(self, pair) -> torch.Tensor:
         if not isinstance(pair, (list, tuple)) or len(pair) != 2:
@@ -200,8 +218,8 @@ def out_channels(spec: TaskSpec, num_classes: int | None) -> int:
 HEADS: dict[str, Callable] = {
     "linear": lambda spec, enc, c: LinearHead(enc.widths["embedding"], c, enc.name),
     "mlp": lambda spec, enc, c: MLPHead(enc.widths["embedding"], spec.frames, c, encoder=enc.name),
-    "unet": lambda spec, enc, c: UNetDecoder(enc.widths, c, enc.name),
-    "unet2": lambda spec, enc, c: TwoFrameUNetDecoder(enc.widths, c, enc.name),
+    "unet": lambda spec, enc, c: UNetDecoder(enc.widths, c, enc.name, strides=getattr(enc, "strides", None)),
+    "unet2": lambda spec, enc, c: TwoFrameUNetDecoder(enc.widths, c, enc.name, strides=getattr(enc, "strides", None)),
     "deeplab": lambda spec, enc, c: DeepLabHead(enc.widths, enc.stage4, c, enc.name),
 }
 
