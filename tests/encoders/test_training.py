@@ -118,3 +118,41 @@ def test_random_baseline_is_exported_without_training(tmp_path):
     again = pretrain(tiny_config("random", tmp_path / "again"))
     a, b = load_backbone(result.export_path)[0], load_backbone(again.export_path)[0]
     torch.testing.assert_close(a.conv1.weight, b.conv1.weight)  # seeded: the same random encoder
+
+
+def test_auto_precision_and_channels_last_follow_the_cpu(tmp_path, monkeypatch):
+    from contrasting.encoders import trainer
+
+    assert trainer.resolve_precision("fp32", torch.device("cpu")) == "fp32"
+    monkeypatch.setattr(torch.cpu, "_is_avx512_bf16_supported", lambda: False)
+    monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda: False)
+    assert trainer.resolve_precision("auto", torch.device("cpu")) == "fp32"
+    monkeypatch.setattr(torch.cpu, "_is_avx512_bf16_supported", lambda: True)
+    assert trainer.resolve_precision("auto", torch.device("cpu")) == "bf16"
+    assert trainer.resolve_channels_last(None, "bf16") and not trainer.resolve_channels_last(None, "fp32")
+    assert trainer.resolve_channels_last(True, "fp32")
+    pretrain(tiny_config("simclr", tmp_path, max_steps=2), tiny_source("simclr"))
+    start = read_log(tmp_path)[0]
+    assert start["precision"] == "bf16" and start["channels_last"] is True
+
+
+def test_online_knn_monitor_is_logged(tmp_path):
+    import numpy as np
+    from PIL import Image
+
+    rng = np.random.default_rng(0)
+    for split in ("train", "test"):
+        for c in range(2):
+            (tmp_path / split / f"{c}").mkdir(parents=True)
+            for i in range(6):
+                img = np.full((16, 16, 3), 40 + 170 * c, np.uint8) + rng.integers(0, 20, (16, 16, 3), dtype=np.uint8)
+                Image.fromarray(img).save(tmp_path / split / f"{c}" / f"{i}.png")
+    run = tmp_path / "run"
+    config = tiny_config("simclr", run, max_steps=2, knn_train=str(tmp_path / "train"),
+                         knn_test=str(tmp_path / "test"), knn_every=1)
+    pretrain(config, tiny_source("simclr"))
+    knn = [e for e in read_log(run) if e["event"] == "knn"]
+    assert [e["step"] for e in knn] == [1, 2] and all(0 <= e["top1"] <= 1 for e in knn)
+    assert knn[-1]["top1"] == 1.0  # two classes of flat grey levels: any encoder separates them
+    with pytest.raises(ValueError, match="give both"):
+        tiny_config("simclr", run, knn_train=str(tmp_path / "train"))

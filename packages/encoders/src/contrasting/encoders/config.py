@@ -72,6 +72,9 @@ class TrainSection:
     disables clipping. ``checkpoint_every``: optimizer steps between checkpoints (0: only at epoch ends).
     ``max_steps``: stop early (None: all epochs).
     ``resume``: continue from the output directory's latest checkpoint when there is one.
+    ``knn_train`` / ``knn_test``: image folders (one sub-folder per class) of a labelled task; when both are
+    set, the backbone's weighted k-NN top-1 from one to the other is logged (event ``knn``) every
+    ``knn_every`` optimizer steps (0: at the end only) — solo-learn's online monitor.
     """
 
     epochs: int = 100
@@ -89,6 +92,9 @@ class TrainSection:
     progress: bool = True
     output_dir: str = "runs/pretrain"
     resume: bool = True
+    knn_train: str | None = None
+    knn_test: str | None = None
+    knn_every: int = 0
 
 
 SECTIONS = ("method", "backbone", "optim", "data", "train", "deepspeed")
@@ -258,6 +264,10 @@ def resolve_config(*layers: dict) -> RunConfig:
             raise ValueError(f"train.{name}: expected an int >= 1, got {value!r}")
     if train.checkpoint_every < 0:
         raise ValueError(f"train.checkpoint_every: expected an int >= 0, got {train.checkpoint_every!r}")
+    if isinstance(train.knn_every, bool) or not isinstance(train.knn_every, int) or train.knn_every < 0:
+        raise ValueError(f"train.knn_every: expected an int >= 0, got {train.knn_every!r}")
+    if (train.knn_train is None) != (train.knn_test is None):
+        raise ValueError("train.knn_train and train.knn_test: give both image folders or neither")
     if train.max_steps is not None and train.max_steps < 1:
         raise ValueError(f"train.max_steps: expected None or an int >= 1, got {train.max_steps!r}")
     deepspeed_overrides = tree.get("deepspeed") or {}

@@ -68,3 +68,23 @@ def knn_builtin_task(backbone: ResNet, task: str = "shape-cls", *, image_size: i
     return {"task": task, "top1": top1, "k": k, "temperature": temperature, "image_size": size,
             "train": len(splits["train"][1]), "test": len(splits["test"][1])}
 
+
+
+def knn_folders(backbone: ResNet, train_dir: str, test_dir: str, *, image_size: int, batch_size: int = 256,
+                k: int = 20, temperature: float = 0.07, device: torch.device | str = "cpu",
+                autocast: bool = False) -> float:
+    """kNN top-1 of ``backbone`` from the image folder ``train_dir`` to ``test_dir`` (one sub-folder per
+    class; images resized whole to ``image_size``), in eval mode; the backbone's train/eval mode is restored."""
+    from contrasting.data import ImageFolderSource, get_recipe, make_loader  # noqa: PLC0415 - optional dependency
+
+    was_training = backbone.training
+    splits = []
+    try:
+        for folder in (train_dir, test_dir):
+            loader = make_loader(get_recipe("eval_resize", size=image_size), ImageFolderSource(folder), batch_size,
+                                 backend="torchvision", shuffle=False, num_workers=0)
+            with torch.autocast(device_type=torch.device(device).type, dtype=torch.bfloat16, enabled=autocast):
+                splits.append(embed(backbone, ((b.views, b.labels) for b in loader), device))
+    finally:
+        backbone.train(was_training)
+    return knn_accuracy(*splits[0], *splits[1], k=k, temperature=temperature)

@@ -24,8 +24,9 @@ Per optimizer step s (``grad_accum`` micro-batches):
   epoch, last good checkpoint); no checkpoint is written after it, so the last good one stays ``latest``.
   Parameters are checked finite before each checkpoint.
 * Output: ``config.yaml``, ``log.jsonl`` (one JSON object per event: start, resume, step every ``log_every``,
-  checkpoint, end, error), ``tensorboard/`` when TensorBoard is installed, ``checkpoints/``, and at the end
-  ``backbone.pt`` + ``backbone.pt.json`` (``layouts.export_backbone``).
+  checkpoint, knn (the online k-NN monitor of ``train.knn_*``), end, error), ``tensorboard/`` when TensorBoard
+  is installed, ``checkpoints/``, and at the end ``backbone.pt`` + ``backbone.pt.json``
+  (``layouts.export_backbone``).
 """
 
 from __future__ import annotations
@@ -241,10 +242,8 @@ def pretrain(config: RunConfig, data=None) -> PretrainResult:
         return PretrainResult(out, 0, None, path, None, method)
 
     method.to(info.device)
-    layout = torch.channels_last if resolve_channels_last(train.channels_last,
-                                                          resolve_precision(train.precision, info.device)) \
-        else torch.contiguous_format
-    method.to(memory_format=layout)
+    precision = resolve_precision(train.precision, info.device)
+    layout = torch.channels_last if resolve_channels_last(train.channels_last, precision) else torch.contiguous_format
     optimizer, optimizer_config = build_optimizer(config.optimizer, method, config.optimizer_options,
                                                   method.group_options())
     micro_per_epoch = (len(source) // train.grad_accum) * train.grad_accum
@@ -261,6 +260,11 @@ def pretrain(config: RunConfig, data=None) -> PretrainResult:
     engine, ds_optimizer, _, _ = deepspeed.initialize(model=method, optimizer=optimizer,
                                                       config=deepspeed_config(config, info.world_size, info.device))
     skip_single_rank_allreduce(engine, info.world_size)
+    if layout == torch.channels_last and engine.zero_optimization_stage() == 0:
+        # After initialize: DeepSpeed's parameter broadcast views every weight as bytes, which a channels-last
+        # conv weight refuses (deepspeed/runtime/engine.py _broadcast_model, 0.19.8). In place, so the optimizer
+        # keeps its parameters; ZeRO's flat buffers would not survive it, so with ZeRO only inputs go NHWC.
+        method.to(memory_format=torch.channels_last)
 
     checkpoints = CheckpointManager(out / "checkpoints", info, keep=train.keep_checkpoints)
     fp = fingerprint(config, info.world_size)
@@ -281,9 +285,21 @@ def pretrain(config: RunConfig, data=None) -> PretrainResult:
         method.on_train_start()
         torch.manual_seed(train.seed * 1_000_003 + info.rank + 1)  # per-rank stream for in-training randomness
         log.event("start", total_steps=total_steps, steps_per_epoch=steps_per_epoch, global_batch=global_batch,
-                  world_size=info.world_size, device=str(info.device), config=config.to_dict())
+                  world_size=info.world_size, device=str(info.device), precision=precision,
+                  channels_last=layout == torch.channels_last, threads=torch.get_num_threads(),
+                  config=config.to_dict())
 
     saved_steps: set[int] = set()
+
+    def monitor() -> None:
+        if train.knn_train is None or not info.is_main:
+            return
+        from .knn import knn_folders  # noqa: PLC0415
+
+        t0 = time.perf_counter()
+        top1 = knn_folders(method.backbone, train.knn_train, train.knn_test, image_size=config.data.image_size or 224,
+                           device=info.device, autocast=precision != "fp32")
+        log.event("knn", step=engine.global_steps, top1=top1, seconds=round(time.perf_counter() - t0, 2))
 
     def save(epoch: int, micro: int) -> None:
         step = engine.global_steps
@@ -346,6 +362,8 @@ def pretrain(config: RunConfig, data=None) -> PretrainResult:
                     window_loss, window_n, window_start, window_steps = 0.0, 0, time.perf_counter(), 0
                 if train.checkpoint_every and step % train.checkpoint_every == 0:
                     save(epoch if micro < micro_per_epoch else epoch + 1, micro % micro_per_epoch)
+                if train.knn_every and step % train.knn_every == 0 and step < total_steps:
+                    monitor()
             if micro >= micro_per_epoch or step >= total_steps:
                 save(epoch + 1 if micro >= micro_per_epoch else epoch, micro % micro_per_epoch)
     except NonFiniteLossError as error:
@@ -354,6 +372,7 @@ def pretrain(config: RunConfig, data=None) -> PretrainResult:
         raise
     finally:
         progress.close()
+    monitor()
     path = None
     if info.is_main:
         path = export_backbone(method.backbone, out / "backbone.pt", meta={**meta, "step": step})
