@@ -13,7 +13,8 @@ Verdicts:
   which, naming the cells at chance).
 
 Which cells count. A task enters a claim only where at least one of the cells the claim compares there is above
-chance (``stats.above_chance``): a comparison between cells that are all at chance is noise. Within a task that
+chance (``stats.above_chance``), at the family-wise level for the number of cells compared
+(``stats.family_gate``): a comparison between cells that are all at chance is noise. Within a task that
 enters, every compared cell counts at its measured gain (dropping the cells at chance would keep only the lucky
 ones). Intervals come from the hierarchical bootstrap of ``stats`` (units and tasks resampled within their
 strata, the cells' test-set replicates, seeds) with the small-sample expansion for the number of units.
@@ -106,9 +107,14 @@ class Grid:
         return [f"{self.encoders[i]} × {self.tasks[j]}" for j in cols for i in rows if not self.signal[i, j]]
 
     def usable(self, rows: Sequence[int], cols: Sequence[int]) -> list[int]:
-        """The columns where at least one of ``rows`` is above chance."""
+        """The columns where at least one of ``rows`` is above chance at the family-wise level for the number of
+        cells compared (``stats.family_gate``), so that a column of chance cells enters 2.3 % of the time."""
         rows = list(rows)
-        return [j for j in cols if rows and self.signal[rows, j].any()]
+        if not rows:
+            return []
+        k = stats.family_gate(len(rows))
+        strong = stats.above_chance(self.gain[rows], self.gain_se[rows], k)
+        return [j for j in cols if strong[:, j].any()]
 
 
 def _value_replicates(results: Results, rows: list, weights: dict, rng: np.random.Generator, B: int) -> np.ndarray:

@@ -8,7 +8,9 @@ metric's perfect score s* (1 for accuracies and IoUs, 0 for errors such as L1).
 * **Gain** g = (s − b) / (s* − b): 0 at the trivial baseline, 1 at a perfect score, negative below chance.
   For L1 it is 1 − L1 / L1_b. Gains are comparable across tasks and metric families; raw scores and relative
   percentages of raw scores are not. Its standard error is se / |s* − b|.
-* **Signal gate.** A cell is *at chance* unless g > 2·se_g (with an unknown se: unless g > 0).
+* **Signal gate.** A cell is *at chance* unless g > max(2·se_g, 0.01) (with an unknown se: unless g > 0.01).
+  A task enters a comparison of n cells only when one of them clears the gate at Šidák's level for n
+  (``family_gate``): among n chance cells one would pass the plain gate n times as often.
 * **Cell replicates.** Each cell gets B test-set replicates of its value: from per-sample statistics (a
   multinomial bootstrap whose draws are shared by every encoder of a task, since they share the test set), else
   s + se·z (z ~ N(0, 1)); with several seeds, the seeds of the cell are resampled too.
@@ -38,6 +40,7 @@ from scipy import stats as st
 
 LEVEL = 0.95
 GATE_SE = 2.0  # a cell is above chance when its gain exceeds this many standard errors
+MIN_GAIN = 0.01  # ... and 1 % of the headroom above chance: a significant but negligible lift is not signal
 MIN_FINITE_SHARE = 0.5  # an interval needs at least this share of finite replicates
 
 
@@ -57,11 +60,19 @@ def gain_se(se, baseline, best) -> np.ndarray:
         return np.where(span > 0, se / np.where(span > 0, span, 1.0), np.nan)
 
 
-def above_chance(gain, se_gain, k: float = GATE_SE) -> np.ndarray:
-    """The signal gate: g > k·se_g (g > 0 where se_g is unknown); False where g is NaN."""
+def above_chance(gain, se_gain, k: float = GATE_SE, floor: float = MIN_GAIN) -> np.ndarray:
+    """The signal gate: g > max(k·se_g, floor) (g > floor where se_g is unknown); False where g is NaN."""
     gain, se_gain = np.asarray(gain, dtype=np.float64), np.asarray(se_gain, dtype=np.float64)
-    threshold = np.where(np.isfinite(se_gain), k * se_gain, 0.0)
+    threshold = np.maximum(np.where(np.isfinite(se_gain), k * se_gain, 0.0), floor)
     return np.isfinite(gain) & (gain > threshold)
+
+
+def family_gate(n: int, k: float = GATE_SE) -> float:
+    """The per-cell threshold (in standard errors) at which the best of ``n`` chance cells passes as often as
+    one chance cell passes the gate of ``k``: Šidák's z with P(max of n standard normals > z) = Φ(−k)."""
+    if n <= 1:
+        return k
+    return float(st.norm.isf(1 - (1 - st.norm.sf(k)) ** (1 / n)))
 
 
 # ------------------------------------------------------------------------------------------------ intervals
