@@ -224,3 +224,29 @@ def test_unsatisfiable_constraints_raise(monkeypatch):
     spec = SceneSpec(shapes=("circle",), size=(0.15, 0.15), depth=(0.7, 0.7), min_visible=1.0)
     with pytest.raises(RuntimeError, match="no scene"):
         render_scene(np.random.default_rng(0), spec, n_objects=5)
+
+
+def test_dominant_size_makes_object_centric_scenes():
+    spec = SceneSpec(resolution=32, size=(0.07, 0.1), dominant_size=0.16, objects=(1, 4))
+    for seed in range(6):
+        s = render_scene(np.random.default_rng(seed), spec, dominant=seed % 6)
+        main = max(s.objects, key=lambda o: o.visible)
+        assert main.label == seed % 6 and main.radius >= 0.16 * 32 / spec.depth[1] - 1e-6
+        assert all(o.radius <= 0.1 * 32 / spec.depth[0] + 1e-6 for o in s.objects if o is not main)
+
+
+def test_background_contrast_brings_the_two_colours_together():
+    def spread(contrast):
+        spec = SceneSpec(resolution=32, background_contrast=contrast)
+        img, _ = scene_module.render_texture(np.random.default_rng(3), spec, texture=0)
+        grey = img @ np.array([0.299, 0.587, 0.114], np.float32)
+        return grey.max() - grey.min()
+
+    assert spread(0.5) < 0.75 * spread(1.0)
+
+
+@pytest.mark.parametrize("bad", [dict(dominant_size=0.0), dict(background_contrast=0.0), dict(background_contrast=1.5),
+                                 dict(shift=(0.3, 0.2)), dict(shift=(0.1, 0.6))])
+def test_spec_rejects_bad_new_parameters(bad):
+    with pytest.raises(ValueError, match=next(iter(bad))):
+        SceneSpec(**bad)

@@ -262,26 +262,28 @@ def _color_distortion(s: float, p_jitter: float = 0.8, p_gray: float = 0.2) -> t
 
 
 @register_recipe("simclr")
-def simclr(size: int = 224, strength: float = 1.0, blur: bool = True) -> Recipe:
-    """Two views: crop (0.08–1), flip, colour distortion, blur w.p. 0.5 (σ 0.1–2, 10 % window)."""
+def simclr(size: int = 224, strength: float = 1.0, blur: bool = True, scale=(0.08, 1.0)) -> Recipe:
+    """Two views: crop (``scale``, 0.08–1), flip, colour distortion, blur w.p. 0.5 (σ 0.1–2, 10 % window)."""
     ops = (HorizontalFlip(0.5), *_color_distortion(strength)) + ((GaussianBlur(p=0.5),) if blur else ())
-    return Recipe("simclr", (View(size, count=2, scale=(0.08, 1.0), ops=ops),),
+    return Recipe("simclr", (View(size, count=2, scale=tuple(scale), ops=ops),),
                   provenance="Chen et al. 2020, SimCLR, appendix A (google-research/simclr data_util.py)")
 
 
 @register_recipe("moco_v1")
-def moco_v1(size: int = 224) -> Recipe:
-    """Two views: crop (0.2–1), grayscale w.p. 0.2, jitter 0.4 (always), flip."""
+def moco_v1(size: int = 224, scale=(0.2, 1.0)) -> Recipe:
+    """Two views: crop (``scale``, 0.2–1), grayscale w.p. 0.2, jitter 0.4 (always), flip."""
     ops = (Grayscale(p=0.2), ColorJitter(0.4, 0.4, 0.4, 0.4, p=1.0), HorizontalFlip(0.5))
-    return Recipe("moco_v1", (View(size, count=2, scale=(0.2, 1.0), ops=ops),),
+    return Recipe("moco_v1", (View(size, count=2, scale=tuple(scale), ops=ops),),
                   provenance="He et al. 2020, MoCo; facebookresearch/moco main_moco.py (aug_plus=False)")
 
 
 @register_recipe("moco_v2")
-def moco_v2(size: int = 224) -> Recipe:
-    """Two views: crop (0.2–1), jitter (0.4, 0.4, 0.4, 0.1) w.p. 0.8, grayscale 0.2, blur 0.5, flip."""
-    ops = (ColorJitter(0.4, 0.4, 0.4, 0.1, p=0.8), Grayscale(p=0.2), GaussianBlur(p=0.5), HorizontalFlip(0.5))
-    return Recipe("moco_v2", (View(size, count=2, scale=(0.2, 1.0), ops=ops),),
+def moco_v2(size: int = 224, scale=(0.2, 1.0), blur: bool = True) -> Recipe:
+    """Two views: crop (``scale``, 0.2–1), jitter (0.4, 0.4, 0.4, 0.1) w.p. 0.8, grayscale 0.2, blur 0.5 (unless
+    ``blur`` is False: small images, as SimCLR's CIFAR setting), flip."""
+    ops = (ColorJitter(0.4, 0.4, 0.4, 0.1, p=0.8), Grayscale(p=0.2)) + ((GaussianBlur(p=0.5),) if blur else ()) + (
+        HorizontalFlip(0.5),)
+    return Recipe("moco_v2", (View(size, count=2, scale=tuple(scale), ops=ops),),
                   provenance="Chen et al. 2020, MoCo v2; facebookresearch/moco main_moco.py (aug_plus=True)")
 
 
@@ -300,9 +302,10 @@ def byol(size: int = 224) -> Recipe:
 
 @register_recipe("swav")
 def swav(global_size: int = 224, local_size: int = 96, n_global: int = 2, n_local: int = 6,
-         global_scale=(0.14, 1.0), local_scale=(0.05, 0.14)) -> Recipe:
-    """Multi-crop: ``n_global``×``global_size`` at scale 0.14–1 and ``n_local``×``local_size`` at 0.05–0.14."""
-    ops = (HorizontalFlip(0.5), *_color_distortion(1.0), GaussianBlur(p=0.5))
+         global_scale=(0.14, 1.0), local_scale=(0.05, 0.14), strength: float = 1.0, blur: bool = True) -> Recipe:
+    """Multi-crop: ``n_global``×``global_size`` at scale 0.14–1 and ``n_local``×``local_size`` at 0.05–0.14;
+    colour distortion of ``strength``, blur w.p. 0.5 unless ``blur`` is False."""
+    ops = (HorizontalFlip(0.5), *_color_distortion(strength)) + ((GaussianBlur(p=0.5),) if blur else ())
     views = [View(global_size, count=n_global, scale=tuple(global_scale), ops=ops)]
     if n_local:
         views.append(View(local_size, count=n_local, scale=tuple(local_scale), ops=ops))

@@ -234,13 +234,18 @@ def make_recipe(name: str, image_size: int | None, options: dict):
     """The ``contrasting.data`` recipe ``name`` with its crop sizes set from ``image_size`` (None: the recipe's).
 
     ``supervised`` is built here: the standard ImageNet training augmentation (random resized crop
-    0.08–1, horizontal flip). SwAV's small crops keep SwAV's 96:224 ratio.
+    0.08–1, or ``options["scale"]``, horizontal flip). SwAV's small crops keep SwAV's 96:224 ratio unless
+    ``options`` sets ``local_size``.
     """
     from contrasting.data import HorizontalFlip, Recipe, View, get_recipe  # noqa: PLC0415 - optional dependency
 
     if name == "supervised":
         size = image_size or 224
-        return Recipe("supervised", (View(size, scale=(0.08, 1.0), ops=(HorizontalFlip(0.5),)),),
+        unknown_options = set(options) - {"scale"}
+        if unknown_options:
+            raise ValueError(f"data.options: the supervised recipe takes only 'scale', got {sorted(unknown_options)}")
+        scale = tuple(options.get("scale", (0.08, 1.0)))
+        return Recipe("supervised", (View(size, scale=scale, ops=(HorizontalFlip(0.5),)),),
                       provenance="torchvision ImageNet training: RandomResizedCrop(0.08-1) + horizontal flip")
     sizes = {}
     if image_size is not None:

@@ -23,6 +23,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 
 from contrasting.data.workers import dataloader_kwargs
 from contrasting.eval.readers import TaskDataset
@@ -57,14 +58,26 @@ def encode_images(encoder, x: torch.Tensor, device: torch.device) -> dict[str, t
     return {name: f.float().reshape(b, k, *f.shape[1:]) for name, f in feats.items()}
 
 
+def pooled(feats: dict[str, torch.Tensor], grid: int = 1) -> torch.Tensor:
+    """The image-level feature of ``encode_images``' output: the embedding (global average pool of stage 4) for
+    ``grid`` 1, else stage 4 average-pooled on a ``grid``×``grid`` grid and flattened (B, k, D·grid²), for tasks
+    about where things are (a global average discards position)."""
+    if grid == 1:
+        return feats["embedding"]
+    s4 = feats["stage4"]
+    b, k = s4.shape[:2]
+    return F.adaptive_avg_pool2d(s4.flatten(0, 1), grid).reshape(b, k, -1)
+
+
 def encode_split(encoder, dataset: TaskDataset, out: np.ndarray, *, device: torch.device, batch_size: int = 64,
-                 num_workers: int = 0, progress: bool = False) -> None:
-    """Write the pooled embeddings of every sample of ``dataset`` into ``out`` (N, k, D) float16, in order."""
+                 num_workers: int = 0, progress: bool = False, grid: int = 1) -> None:
+    """Write the pooled embeddings (``pooled(…, grid)``) of every sample of ``dataset`` into ``out`` (N, k, D)
+    float16, in order."""
     loader = torch.utils.data.DataLoader(dataset, batch_size=batch_size, shuffle=False,
                                          **dataloader_kwargs(num_workers))
     start = 0
     for i, (x, _) in enumerate(loader):
-        e = encode_images(encoder, x, device)["embedding"]
+        e = pooled(encode_images(encoder, x, device), grid)
         out[start:start + len(e)] = e.cpu().numpy().astype(np.float16)
         start += len(e)
         if progress and (i % 20 == 0 or start == len(dataset)):
@@ -155,10 +168,10 @@ class FeatureSource:
 class EncodingSource:
     """The uncached baseline: ``get(idx)`` loads and encodes the samples every time (what caching saves)."""
 
-    def __init__(self, encoder, dataset: TaskDataset, device: torch.device):
-        self.encoder, self.dataset, self.device = encoder, dataset, device
+    def __init__(self, encoder, dataset: TaskDataset, device: torch.device, grid: int = 1):
+        self.encoder, self.dataset, self.device, self.grid = encoder, dataset, device, grid
 
     def get(self, idx: torch.Tensor) -> torch.Tensor:
         x = torch.stack([self.dataset[int(i)][0] for i in idx])
         # rounded through float16 like the cache, so that both paths train on identical numbers
-        return encode_images(self.encoder, x, self.device)["embedding"].half().float()
+        return pooled(encode_images(self.encoder, x, self.device), self.grid).half().float()

@@ -216,8 +216,9 @@ def out_channels(spec: TaskSpec, num_classes: int | None) -> int:
 
 
 HEADS: dict[str, Callable] = {
-    "linear": lambda spec, enc, c: LinearHead(enc.widths["embedding"], c, enc.name),
-    "mlp": lambda spec, enc, c: MLPHead(enc.widths["embedding"], spec.frames, c, encoder=enc.name),
+    "linear": lambda spec, enc, c: LinearHead(enc.widths["embedding"] * spec.pooling ** 2, c, enc.name),
+    "mlp": lambda spec, enc, c: MLPHead(enc.widths["embedding"] * spec.pooling ** 2, spec.frames, c,
+                                        encoder=enc.name),
     "unet": lambda spec, enc, c: UNetDecoder(enc.widths, c, enc.name, strides=getattr(enc, "strides", None)),
     "unet2": lambda spec, enc, c: TwoFrameUNetDecoder(enc.widths, c, enc.name, strides=getattr(enc, "strides", None)),
     "deeplab": lambda spec, enc, c: DeepLabHead(enc.widths, enc.stage4, c, enc.name),

@@ -238,15 +238,15 @@ def _image_cell(spec, data, encoder, scheds, tr_idx, val_idx, num_classes, *, se
     for name, split in (("train", data.train), ("test", data.test)):
         ds = TaskDataset(spec, split)
         if cache == "off":
-            sources[name] = EncodingSource(encoder, ds, device)
+            sources[name] = EncodingSource(encoder, ds, device, spec.pooling)
             continue
         key = {"encoder": fingerprint, "task": spec.name, "version": spec.version, "split": name,
-               "image_size": list(spec.image_size), "samples": refs_digest(split.inputs)}
-        shape = (len(split), spec.frames, encoder.widths["embedding"])
+               "image_size": list(spec.image_size), "samples": refs_digest(split.inputs), "pooling": spec.pooling}
+        shape = (len(split), spec.frames, encoder.widths["embedding"] * spec.pooling ** 2)
         _log(progress, f"[{spec.name}] encoding {name} ({len(split)} samples)")
         feats, hits[name] = cached_features(
             key, shape, lambda out, ds=ds: encode_split(encoder, ds, out, device=device, num_workers=num_workers,
-                                                        progress=progress),
+                                                        progress=progress, grid=spec.pooling),
             cache_dir if cache == "disk" else None, progress)
         sources[name] = FeatureSource(feats, device)
     timings["encode_s"] = time.perf_counter() - t0

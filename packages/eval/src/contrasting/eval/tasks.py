@@ -74,7 +74,9 @@ class Layout:
 class TaskSpec:
     """One end task. ``group`` × ``kind`` are the study's four groups; ``frames`` is the number of images
     per sample (6 for Kinetics clips, 2 for egomotion and flow pairs); ``num_classes`` is None for
-    regression targets; ``metric``'s direction is ``higher_is_better``; ``loss_options`` go to the loss."""
+    regression targets; ``metric``'s direction is ``higher_is_better``; ``loss_options`` go to the loss;
+    ``pooling``: image-level features are stage 4 average-pooled on a ``pooling``×``pooling`` grid (1: the
+    global average, the study's protocol)."""
 
     name: str
     title: str
@@ -98,6 +100,7 @@ class TaskSpec:
     builtin: bool = False
     source: str = ""
     version: int = 1
+    pooling: int = 1
 
     def __post_init__(self):
         if self.group not in GROUPS or self.kind not in KINDS:
@@ -387,7 +390,7 @@ WORLD_DEPTH_SCALE = 1e-4  # = 1 / contrasting.data.builtin.DEPTH_SCALE: uint16 u
 
 
 def _builtin(name, world_task, title, group, kind, reader, structure, target, head, loss, metric, *, higher=True,
-             frames=1, epochs=20, batch=32, lr=1e-3, options=None) -> TaskSpec:
+             frames=1, epochs=20, batch=32, lr=1e-3, options=None, pooling=1) -> TaskSpec:
     base = f"tasks/{world_task}"
     if reader == "image_folder":
         paths = {s: f"{base}/{s}" for s in ("train", "val", "test")}
@@ -397,7 +400,7 @@ def _builtin(name, world_task, title, group, kind, reader, structure, target, he
     return TaskSpec(name=name, title=title, group=group, kind=kind, layout=layout, target=target, num_classes=None,
                     head=head, loss=loss, metric=metric, higher_is_better=higher, schedule=Schedule(epochs, batch, lr),
                     subdir=WORLD_SUBDIR, env="CONTRASTING_DATA_SHAPES_WORLD", image_size=_WORLD_SIZE, frames=frames,
-                    builtin=True, source=f"contrasting.data.builtin task {world_task!r}")
+                    builtin=True, source=f"contrasting.data.builtin task {world_task!r}", pooling=pooling)
 
 
 _FOLDER = "{train,val,test}/<NN>_<class>/<index>.png   (image folders; manifest.json names the classes)"
@@ -414,7 +417,7 @@ register_task(_builtin("shapes-count", "count", "Shapes world: object count", "i
 register_task(_builtin("shapes-camera-shift", "camera-shift", "Shapes world: camera shift between two views", "image",
                        "structural", "file_list",
                        "{train,val,test}.txt: '<split>/a/<i>.png,<split>/b/<i>.png,<label>' (view-pair lists)",
-                       "class", "mlp", "ce", "top1", frames=2))
+                       "class", "mlp", "ce", "top1", frames=2, pooling=2))
 register_task(_builtin("shapes-segmentation", "shape-seg", "Shapes world: shape segmentation", "pixel", "semantic",
                        "pair_list", _PAIRS.format("uint8 class, 0 = background"), "mask", "unet", "ce", "miou",
                        epochs=10, batch=16, options={"target": "mask"}))

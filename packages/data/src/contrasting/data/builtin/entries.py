@@ -24,7 +24,7 @@ End tasks (the study's four groups), each with train/val/test:
 
 Camera shift (egomotion analogue, classification): a scene is rendered on a canvas larger by ``2·m`` pixels;
 view a is the centre crop, view b the crop whose window moved by (dx, dy) pixels: |main component| uniform in
-[SHIFT_RANGE·R] along the class direction, the other component a jitter in ±SHIFT_JITTER·R. Class = direction of
+[SceneSpec.shift·R] along the class direction, the other component a jitter in ±SHIFT_JITTER·R. Class = direction of
 the window (= camera) motion: left (dx < 0), right (dx > 0), up (dy < 0), down (dy > 0). (dx, dy) are stored in
 ``<split>_extra.csv`` so that a regression variant needs no regeneration.
 """
@@ -61,7 +61,6 @@ CORPUS_SIZE = 3000
 TASK_SPLITS = (("train", 1500), ("val", 300), ("test", 600))
 LT_C = 0.6  # log-unbalanced profile: with 6 classes the largest class is e^{5c} = e^3 ≈ 20× the smallest
 DIGIT_SPLITS = (("train", 0.6), ("val", 0.15), ("test", 0.25))  # shares of each digit class's real images
-SHIFT_RANGE = (0.0625, 0.1875)  # |main shift component| / resolution: 4–12 px at 64
 SHIFT_JITTER = 0.03125  # |perpendicular component| / resolution: up to 2 px at 64
 _DIRECTION_VECTORS = {"left": (0, -1), "right": (0, 1), "up": (-1, 0), "down": (1, 0)}  # (dy, dx)
 
@@ -173,7 +172,7 @@ def _count(rng: np.random.Generator, spec: SceneSpec, label: int, context: Split
 
 def shift_margin(spec: SceneSpec) -> int:
     """Canvas margin (pixels per side) that holds the largest camera shift plus jitter."""
-    return math.ceil(SHIFT_RANGE[1] * spec.resolution) + math.ceil(SHIFT_JITTER * spec.resolution)
+    return math.ceil(spec.shift[1] * spec.resolution) + math.ceil(SHIFT_JITTER * spec.resolution)
 
 
 @register_task("camera-shift", description="direction of the camera shift between two views (egomotion analogue)",
@@ -182,7 +181,7 @@ def shift_margin(spec: SceneSpec) -> int:
 def _camera_shift(rng: np.random.Generator, spec: SceneSpec, label: int, context: SplitContext) -> Sample:
     r, m = spec.resolution, shift_margin(spec)
     scene = render_scene(rng, replace(spec, noise=0.0), canvas=(r + 2 * m, r + 2 * m))
-    lo, hi = (max(1, math.ceil(f * r)) for f in SHIFT_RANGE)
+    lo, hi = (max(1, math.ceil(f * r)) for f in spec.shift)
     jitter = math.ceil(SHIFT_JITTER * r)
     main, side = int(rng.integers(lo, hi + 1)), int(rng.integers(-jitter, jitter + 1))
     uy, ux = _DIRECTION_VECTORS[SHIFT_DIRECTIONS[label]]

@@ -32,6 +32,7 @@ from functools import lru_cache
 import numpy as np
 
 BACKGROUND_DEPTH = 1.0  # the background plane; every object is nearer (z_far < 1)
+BACKGROUND_MID_VALUE = 0.525  # midpoint of the dark (0.2–0.5) and light (0.55–0.85) background values
 RING_INNER = 0.55  # inner / outer radius of a ring
 CROSS_HALF_WIDTH = 0.3  # half-width of a cross's arms / its circumradius
 MAX_PLACEMENT_TRIES = 40  # positions tried per object before the scene is resampled
@@ -59,6 +60,11 @@ class SceneSpec:
     smallest visible share of every object's pixels (so that counts are unambiguous); ``noise`` the standard
     deviation of the per-pixel Gaussian sensor noise in grey levels (0, the default, disables it: noise makes
     PNGs 3× larger and 2–3× slower to encode, and SSL augmentations add their own photometric noise).
+    ``dominant_size``: the physical size of a scene's dominant object (None: ``size[1]``), so that object-centric
+    scenes can centre on one large object among smaller distractors; ``background_contrast`` scales the
+    difference in value between a texture's two colours around their midpoint (1: as sampled; below 1 the
+    background recedes behind the objects). ``shift``: the range of the camera-shift task's main displacement,
+    as a fraction of ``resolution``.
     """
 
     resolution: int = 64
@@ -73,6 +79,9 @@ class SceneSpec:
     object_value: tuple[float, float] = (0.5, 1.0)
     background_saturation: tuple[float, float] = (0.1, 0.6)
     noise: float = 0.0
+    dominant_size: float | None = None
+    background_contrast: float = 1.0
+    shift: tuple[float, float] = (0.0625, 0.1875)
 
     def __post_init__(self):
         unknown = [s for s in self.shapes if s not in SHAPE_MASKS]
@@ -91,6 +100,12 @@ class SceneSpec:
             raise ValueError(f"resolution: expected >= 16, got {self.resolution}")
         if not 0.0 <= self.min_visible <= 1.0:
             raise ValueError(f"min_visible: expected a share in [0, 1], got {self.min_visible}")
+        if self.dominant_size is not None and not self.dominant_size > 0:
+            raise ValueError(f"dominant_size: expected None or a size > 0, got {self.dominant_size}")
+        if not 0.0 < self.shift[0] <= self.shift[1] < 0.5:
+            raise ValueError(f"shift: expected 0 < low <= high < 0.5 (fractions of the resolution), got {self.shift}")
+        if not 0.0 < self.background_contrast <= 1.0:
+            raise ValueError(f"background_contrast: expected a factor in (0, 1], got {self.background_contrast}")
 
 
 @dataclass(frozen=True)
@@ -330,6 +345,8 @@ def render_texture(rng: np.random.Generator, spec: SceneSpec, texture: int | Non
     h0 = rng.uniform()
     hues = np.array([h0, h0 + rng.uniform(0.2, 0.8)])
     values = np.array([rng.uniform(0.2, 0.5), rng.uniform(0.55, 0.85)])
+    if spec.background_contrast != 1.0:
+        values = BACKGROUND_MID_VALUE + (values - BACKGROUND_MID_VALUE) * spec.background_contrast
     if rng.uniform() < 0.5:
         values = values[::-1]
     saturations = rng.uniform(*spec.background_saturation, size=2)
@@ -409,7 +426,8 @@ def _sample_objects(rng, spec, n, dominant):
         principal = dominant is not None and i == 0
         label = int(dominant) if principal else int(rng.integers(len(spec.shapes)))
         if principal:
-            depth, size = rng.uniform(near, near + 0.25 * (far - near)), spec.size[1]
+            size = spec.size[1] if spec.dominant_size is None else spec.dominant_size
+            depth = rng.uniform(near, near + 0.25 * (far - near))
         else:
             lo = near + 0.3 * (far - near) if dominant is not None else near
             depth, size = rng.uniform(lo, far), rng.uniform(*spec.size)
@@ -468,7 +486,8 @@ def render_scene(rng: np.random.Generator, spec: SceneSpec, *, n_objects: int | 
         raise ValueError(f"n_objects: expected >= 1, got {n_objects}")
     if dominant is not None and not 0 <= dominant < len(spec.shapes):
         raise ValueError(f"dominant: expected a class index below {len(spec.shapes)}, got {dominant}")
-    largest = max(spec.size[1] * spec.resolution / spec.depth[0] * math.sqrt(math.pi / AREA_FACTOR[s])
+    biggest = max(spec.size[1], spec.dominant_size or 0.0) if dominant is not None else spec.size[1]
+    largest = max(biggest * spec.resolution / spec.depth[0] * math.sqrt(math.pi / AREA_FACTOR[s])
                   for s in spec.shapes)
     if 2.0 * largest > min(height, width):
         raise ValueError(f"render_scene: objects up to {2 * largest:.1f} px wide are larger than the canvas "
