@@ -6,8 +6,8 @@ Run: ``pytest bench/bench_training.py --benchmark-only``.
 Both steps train MoCo v2 (ResNet-18, small stem, width 16: the demo's encoder) on 32 px PNG images (the built-in
 world's resolution) in batches of 128 two-view images, with the method's own optimiser:
 
-* **now**: DALI CPU executor (1 thread, beside torch's 2), bf16 autocast (BatchNorm and the loss in fp32) with channels-last
-  tensors — what ``contrasting pretrain`` picks on a CPU with bf16 matrix instructions;
+* **now**: DALI CPU executor (1 thread, beside torch's 2), bf16 autocast (BatchNorm and the loss in fp32) with
+  channels-last tensors — what ``contrasting pretrain`` picks on a CPU with bf16 matrix instructions;
 * **before**: the torchvision executor (2 DataLoader workers), fp32, contiguous tensors.
 
 The timed function is one epoch of ``STEPS`` steps of *now*; before each round ``setup`` runs the same number of
@@ -35,7 +35,7 @@ from contrasting.data import ImageFolderSource, make_loader
 from contrasting.encoders import build_backbone, build_method, resolve_config
 from contrasting.encoders.data import make_recipe
 from contrasting.encoders.optim import apply_schedule, build_optimizer, make_schedule
-from contrasting.encoders.trainer import cpu_has_fast_bf16
+from contrasting.encoders.precision import cpu_has_fast_bf16
 
 N_IMAGES = 1024
 BATCH = 128

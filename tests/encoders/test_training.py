@@ -121,7 +121,7 @@ def test_random_baseline_is_exported_without_training(tmp_path):
 
 
 def test_auto_precision_and_channels_last_follow_the_cpu(tmp_path, monkeypatch):
-    from contrasting.encoders import trainer
+    from contrasting.encoders import precision as trainer
 
     assert trainer.resolve_precision("fp32", torch.device("cpu")) == "fp32"
     monkeypatch.setattr(torch.cpu, "_is_avx512_bf16_supported", lambda: False)
@@ -156,3 +156,15 @@ def test_online_knn_monitor_is_logged(tmp_path):
     assert knn[-1]["top1"] == 1.0  # two classes of flat grey levels: any encoder separates them
     with pytest.raises(ValueError, match="give both"):
         tiny_config("simclr", run, knn_train=str(tmp_path / "train"))
+
+
+def test_export_steps_write_intermediate_backbones(tmp_path):
+    result = pretrain(tiny_config("mocov2", tmp_path, max_steps=3, export_steps=[1, 2, 9]), tiny_source("mocov2"))
+    assert result.steps == 3
+    assert sorted(p.name for p in tmp_path.glob("backbone-step*.pt")) == ["backbone-step000001.pt",
+                                                                         "backbone-step000002.pt"]
+    early, _ = load_backbone(tmp_path / "backbone-step000001.pt")
+    final, _ = load_backbone(result.export_path)
+    assert any(not torch.equal(a, b) for a, b in zip(early.state_dict().values(), final.state_dict().values(),
+                                                      strict=True))
+    assert [e["step"] for e in read_log(tmp_path) if e["event"] == "export"] == [1, 2]

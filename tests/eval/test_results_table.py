@@ -47,8 +47,8 @@ def test_a_missing_required_column_is_named(frame, column):
 @pytest.mark.parametrize("column, bad, expected", [
     ("value", "abc", "a number"), ("value", "inf", "a finite number"), ("level", "voxel", "image or pixel"),
     ("kind", "", "semantic or structural"), ("role", "teacher", "ssl or supervised or random"),
-    ("higher_is_better", "maybe", "true or false"), ("se", "-1", "a standard error >= 0"), ("seed", "1.5", "an integer"),
-    ("baseline", "", "a number")])
+    ("higher_is_better", "maybe", "true or false"), ("se", "-1", "a standard error >= 0"),
+    ("seed", "1.5", "an integer"), ("baseline", "", "a number")])
 def test_a_bad_value_is_named_by_row_and_column(frame, column, bad, expected):
     f = frame.astype(object).copy()
     f.loc[7, column] = bad

@@ -74,7 +74,8 @@ class TrainSection:
     ``resume``: continue from the output directory's latest checkpoint when there is one.
     ``knn_train`` / ``knn_test``: image folders (one sub-folder per class) of a labelled task; when both are
     set, the backbone's weighted k-NN top-1 from one to the other is logged (event ``knn``) every
-    ``knn_every`` optimizer steps (0: at the end only) — solo-learn's online monitor.
+    ``knn_every`` optimizer steps (0: at the end only) — solo-learn's online monitor. ``export_steps``: also
+    export the backbone after these optimizer steps (``backbone-step<N>.pt``: the study's epoch series).
     """
 
     epochs: int = 100
@@ -95,6 +96,7 @@ class TrainSection:
     knn_train: str | None = None
     knn_test: str | None = None
     knn_every: int = 0
+    export_steps: list[int] = field(default_factory=list)
 
 
 SECTIONS = ("method", "backbone", "optim", "data", "train", "deepspeed")
@@ -266,6 +268,9 @@ def resolve_config(*layers: dict) -> RunConfig:
         raise ValueError(f"train.checkpoint_every: expected an int >= 0, got {train.checkpoint_every!r}")
     if isinstance(train.knn_every, bool) or not isinstance(train.knn_every, int) or train.knn_every < 0:
         raise ValueError(f"train.knn_every: expected an int >= 0, got {train.knn_every!r}")
+    if not isinstance(train.export_steps, (list, tuple)) or any(
+            isinstance(v, bool) or not isinstance(v, int) or v < 1 for v in train.export_steps):
+        raise ValueError(f"train.export_steps: expected a list of ints >= 1, got {train.export_steps!r}")
     if (train.knn_train is None) != (train.knn_test is None):
         raise ValueError("train.knn_train and train.knn_test: give both image folders or neither")
     if train.max_steps is not None and train.max_steps < 1:

@@ -542,9 +542,10 @@ def grid_spec(preset: Preset, runs: list[PretrainRun], world, out: Path, workers
 def _check_hparams(values: Mapping) -> None:
     from contrasting.eval.tasks import Schedule  # noqa: PLC0415
 
-    unknown = set(values) - {"image_size", "image", "pixel"}
+    unknown = set(values) - {"image_size", "image", "pixel", "pixel_cache"}
     if unknown:
-        raise ValueError(f"demo hparams: unknown keys {sorted(unknown)} (expected image_size, image, pixel)")
+        raise ValueError(f"demo hparams: unknown keys {sorted(unknown)} (expected image_size, image, pixel, "
+                         "pixel_cache)")
     for level in ("image", "pixel"):
         for setting in values.get(level) or []:
             bad = set(setting) - set(Schedule.__dataclass_fields__)
@@ -565,7 +566,7 @@ def demo_cell(request, progress):
     progress(0.0, "running")
     return run_cell(request.encoder_spec, request.task, hparams=settings, seed=request.seed, device=request.device,
                     data_root=request.data_root, cache_dir=request.cache_dir, progress=False, arch=request.arch,
-                    image_size=values.get("image_size"))
+                    image_size=values.get("image_size"), pixel_cache=bool(values.get("pixel_cache", False)))
 
 
 # ---------------------------------------------------------------------------------------------------- driver
