@@ -5,6 +5,7 @@ rerun after an interrupted run that resumes it from its checkpoint."""
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -19,7 +20,9 @@ builtin = pytest.importorskip("contrasting.data.builtin")
 
 def fake_world(tmp_path: Path, size: int = 1500):
     corpora = {c: SimpleNamespace(root=tmp_path / "corpora" / c / "train", size=size) for c in builtin.list_corpora()}
-    return SimpleNamespace(path=tmp_path, key="0123456789abcdef", corpora=corpora)
+    tasks = {t: {s: SimpleNamespace(root=tmp_path / "tasks" / t / s) for s in ("train", "val", "test")}
+             for t in builtin.list_tasks()}
+    return SimpleNamespace(path=tmp_path, key="0123456789abcdef", corpora=corpora, tasks=tasks)
 
 
 @pytest.mark.parametrize("name", sorted(demo.PRESETS))
@@ -35,7 +38,7 @@ def test_presets_are_consistent(name):
     if name != "tiny":  # the README's demo: every built-in task, the balanced / unbalanced pair and a third corpus
         assert tasks == [t.name for t in list_tasks(builtin=True)]
         assert {"shapes", "shapes-lt"} < set(p.corpora) and len(p.corpora) >= 3
-        assert set(p.methods) == {"simclr", "mocov2", "swav"}
+        assert {"mocov2", "swav"} <= set(p.methods)  # the study's comparison, on the same corpora
 
 
 def test_budget_scales_pretraining_only():
@@ -57,23 +60,40 @@ def test_plan_runs_and_grid_spec_carry_the_analysis_metadata(tmp_path):
     moved = demo.plan_runs(p, fake_world(tmp_path / "elsewhere"), tmp_path / "out")
     assert [r.dir for r in moved] == [r.dir for r in runs]
     assert demo.plan_runs(p.scaled(30), world, tmp_path / "out")[2].dir != runs[2].dir
-    simclr = next(r for r in runs if r.name == "SimCLR-shapes")
-    assert simclr.layer["train"]["max_steps"] == p.ssl_steps and simclr.layer["backbone"]["small_stem"]
-    assert simclr.epochs == pytest.approx(p.ssl_steps * p.batch_size / 1500, abs=1e-3)
+    moco = next(r for r in runs if r.name == "MoCoV2-shapes")
+    assert moco.layer["train"]["max_steps"] == p.ssl_steps and moco.layer["backbone"]["small_stem"]
+    assert moco.epochs == pytest.approx(p.ssl_steps * p.batch_size / 1500, abs=1e-3)
+    assert moco.layer["method"]["queue_size"] < 1500 // p.batch_size * p.batch_size  # shorter than an epoch
+    assert moco.layer["data"]["executor"] == "dali" and moco.layer["train"]["precision"] == "auto"
+    assert moco.layer["train"]["knn_train"].endswith("shape-cls/train") and moco.series == (p.ssl_steps // 2,)
+    assert next(r for r in runs if r.name == "SwAV-textures").series == ()
 
     raw = demo.grid_spec(p, runs, world, tmp_path / "out", workers=2)
     spec = load_spec(raw, validate=False)
     by = {e.name: e for e in spec.encoders}
     assert by["Random"].method == "random" and by["Random"].kind == "checkpoint"
-    assert by["Supervised-textures"].kind == "supervised" and by["Supervised-textures"].corpus == "textures"
+    assert by["Supervised-shapes"].kind == "supervised" and by["Supervised-shapes"].corpus == "shapes"
     assert (by["MoCoV2-shapes"].balanced, by["MoCoV2-shapes-lt"].balanced) == (True, False)
     assert by["MoCoV2-shapes"].pair == by["MoCoV2-shapes-lt"].pair == "shapes"
+    half = f"MoCoV2-shapes@{p.ssl_steps // 2}"
+    assert by[half].kind == "checkpoint" and by[half].epochs == pytest.approx(by["MoCoV2-shapes"].epochs / 2, 1e-2)
+    assert by[half].pair == f"shapes@{p.ssl_steps // 2}" and by[half].balanced is True
     assert by["SwAV-textures"].balanced is None and by["SwAV-textures"].epochs == by["SwAV-shapes"].epochs
     tasks = {t.name: t for t in spec.tasks}
     assert [t for t in tasks if tasks[t].reference] == [p.reference_task] == [spec.analysis.reference_task]
     assert set(tasks["shapes-shape"].similar_corpus) == {"shapes", "shapes-lt"}
     assert tasks["shapes-texture"].similar_corpus == ("textures",)
     assert spec.runner.executor == demo.EXECUTOR and spec.hparams[0].values["image_size"] == p.resolution
+    assert spec.hparams[0].values["pixel_cache"] is True
+
+
+def test_no_learning_losses():
+    p = demo.PRESETS["quick"]
+    assert demo.no_learning_loss("simclr", {}, 128) == pytest.approx(math.log(255))
+    layer = demo.method_layer("mocov2", p, 200, 1500)
+    assert demo.no_learning_loss("mocov2", layer, 128) == pytest.approx(math.log(layer["method"]["queue_size"] + 1))
+    assert demo.no_learning_loss("swav", demo.method_layer("swav", p, 200, 1500), 128) == pytest.approx(math.log(100))
+    assert demo.no_learning_loss("random", {}, 128) is None
 
 
 def test_demo_cell_rejects_unknown_settings():

@@ -75,10 +75,16 @@ SUMMARY = "demo.json"
 SSL_METHODS = ("simclr", "mocov2", "swav")
 TITLES = {"simclr": "SimCLR", "mocov2": "MoCoV2", "swav": "SwAV", "supervised": "Supervised", "random": "Random"}
 BALANCED_PAIR = ("shapes", "shapes-lt")  # (balanced, unbalanced): the same scenes, the study's ImageNet / log-ImageNet
-# CPU seconds of one optimizer step of 128 images at 32 px, width 16 (augmentation included), measured on the
-# 2-core development machine: MoCo's key encoder runs forward only, SwAV adds two small crops (with SwAV's six
-# it costs 4.7 s, mostly augmentation), supervised has one view. Used to start the costliest runs first.
-STEP_COST = {"simclr": 2.1, "mocov2": 1.75, "swav": 2.8, "supervised": 0.8, "random": 0.0}
+# Relative cost of one optimizer step of 128 images at 32 px, width 16 (DALI CPU augmentation, bf16): measured on
+# the 2-core development machine at ~450 img/s for MoCo v2 and SimCLR, ~250 for SwAV (two extra 16 px crops),
+# ~700 for supervised (one view). Used to start the costliest runs first.
+STEP_COST = {"simclr": 1.0, "mocov2": 1.0, "swav": 1.8, "supervised": 0.6, "random": 0.0}
+# The demo's world: object-centric scenes (one large dominant object among smaller distractors, as ImageNet's
+# photographs), backgrounds at half contrast so that they do not outshine the objects both views share, and camera
+# shifts of 20–35 % of the view. Measured on the quick world: a supervised encoder reaches 0.70 top-1 on shape-cls
+# after 150 steps (the default scene, small objects on full-contrast textures: at chance for every encoder).
+DEMO_SCENE = {"size": (0.07, 0.1), "dominant_size": 0.16, "objects": (1, 4), "background_contrast": 0.5,
+              "shift": (0.2, 0.35)}
 DEMO_HPARAMS = "demo"
 
 
@@ -95,8 +101,12 @@ class Preset:
     for the supervised baseline on ``supervised_corpus``. Grid: ``tasks`` (None: every built-in task),
     ``reference_task`` (the study's ImageNet: the image-level semantic task whose labels the supervised baseline
     learned),
-    ``image_hparams`` / ``pixel_hparams`` (``Schedule`` settings selected among on the validation split),
-    ``seeds``; ``n_boot`` bootstrap replicates per finding."""
+    ``image_hparams`` / ``pixel_hparams`` (``Schedule`` settings selected among on the validation split;
+    ``pixel_cache``: pixel heads train on frozen features computed once), ``seeds``; ``n_boot`` bootstrap
+    replicates. ``scene``: ``SceneSpec`` fields of the world (``DEMO_SCENE``). ``series``: fractions of the
+    self-supervised steps at which runs on ``series_corpora`` also export their backbone, evaluated as extra
+    encoders (the study's epoch series); ``knn_every``: steps between online k-NN checks on the reference task
+    (0: at the end only)."""
 
     name: str
     description: str
@@ -113,13 +123,18 @@ class Preset:
     batch_size: int = 128
     ssl_steps: int = 50
     supervised_steps: int = 50
-    supervised_corpus: str = "textures"
-    reference_task: str = "shapes-texture"
+    supervised_corpus: str = "shapes"
+    reference_task: str = "shapes-shape"
     checkpoint_every: int = 10
     image_hparams: tuple = ({"lr": 1e-2, "epochs": 30}, {"lr": 1e-3, "epochs": 30})
-    pixel_hparams: tuple = ({"lr": 3e-3, "epochs": 1, "batch_size": 16},)
+    pixel_hparams: tuple = ({"lr": 3e-3, "epochs": 8, "batch_size": 32},)
+    pixel_cache: bool = True
     seeds: tuple[int, ...] = (0,)
-    n_boot: int = 500
+    n_boot: int = 2000
+    scene: tuple = tuple(DEMO_SCENE.items())
+    series: tuple[float, ...] = (0.5,)
+    series_corpora: tuple[str, ...] = ("shapes", "shapes-lt")
+    knn_every: int = 0
 
     def scaled(self, budget_minutes: float | None) -> Preset:
         """This preset with its pre-training steps scaled so that its nominal time is ``budget_minutes``
@@ -134,60 +149,88 @@ class Preset:
 
 
 PRESETS: dict[str, Preset] = {
-    # CPU budget (2 cores, measured per step on the development machine): pre-training ~840 CPU-s (36 steps x 3
-    # corpora x 6.65 s for the three methods, 40 supervised steps, ~8 s of start-up per run), evaluation
-    # ~600 CPU-s (88 cells), world ~17 s, report ~6 s: ~1,460 CPU-s, i.e. ~12-14 min of wall time on 2 idle cores.
+    # Budget (2 idle cores; DALI CPU augmentation and bf16): 6 self-supervised runs of 200 steps (~100 s for MoCo
+    # v2, ~180 s for SwAV, two at a time), supervised 150 steps, world ~25 s, then 12 encoders (6 final, 4 at half
+    # their steps, supervised, random) x 8 tasks: image-level cells ~3 CPU-s on cached features, pixel-wise ~7
+    # CPU-s on cached multi-scale features.
     "quick": Preset(
-        "quick", "3 methods x 3 corpora + supervised + random, every built-in task, 32 px, half-size world, 1 seed",
-        minutes=14.0, pretrain_minutes=7.0, corpora=("shapes", "shapes-lt", "textures"), ssl_steps=36,
-        supervised_steps=40),
-    # ~3,200 CPU-s of pre-training (112 steps x 4 corpora: ~235 CPU-s per SimCLR run) and ~3,200 CPU-s of
-    # evaluation (14 encoders on the full-size world, three probe settings, two pixel-wise epochs): ~55-60 min.
+        "quick", "MoCo v2 and SwAV x 3 corpora (+ their half-way checkpoints on two) + supervised + random, every "
+        "built-in task, 32 px, half-size world, 1 seed",
+        minutes=13.0, pretrain_minutes=7.0, corpora=("shapes", "shapes-lt", "textures"), methods=("mocov2", "swav"),
+        ssl_steps=200, supervised_steps=150, checkpoint_every=50, knn_every=50),
     "full": Preset(
-        "full", "3 methods x 4 corpora + supervised + random, every built-in task, 32 px, full-size world, 1 seed",
-        minutes=58.0, pretrain_minutes=28.0, corpora=("shapes", "shapes-lt", "textures", "digits"), scale=1.0,
-        ssl_steps=112, supervised_steps=150, checkpoint_every=20,
+        "full", "SimCLR, MoCo v2 and SwAV x 4 corpora (+ checkpoints at 1/4 and 1/2 on two) + supervised + random, "
+        "every built-in task, 32 px, full-size world, 1 seed",
+        minutes=58.0, pretrain_minutes=32.0, corpora=("shapes", "shapes-lt", "textures", "digits"), scale=1.0,
+        ssl_steps=600, supervised_steps=400, checkpoint_every=100, knn_every=150, series=(0.25, 0.5),
         image_hparams=({"lr": 1e-2, "epochs": 40}, {"lr": 3e-3, "epochs": 40}, {"lr": 1e-3, "epochs": 40}),
-        pixel_hparams=({"lr": 3e-3, "epochs": 2, "batch_size": 16},), n_boot=1000),
+        pixel_hparams=({"lr": 3e-3, "epochs": 12, "batch_size": 32},)),
     "tiny": Preset(
         "tiny", "the test suite's: MoCo v2 and SwAV x shapes / shapes-lt + baselines, 2 tasks, two steps per run",
         minutes=1.5, pretrain_minutes=0.8, corpora=("shapes", "shapes-lt"), methods=("mocov2", "swav"),
         tasks=("shapes-shape", "shapes-foreground"),
         scale=0.04, gallery=0, width=8, batch_size=32, ssl_steps=2, supervised_steps=2, supervised_corpus="shapes",
         reference_task="shapes-shape", checkpoint_every=1, image_hparams=({"lr": 1e-2, "epochs": 2},),
-        pixel_hparams=({"lr": 1e-3, "epochs": 1, "batch_size": 32},), n_boot=20),
+        pixel_hparams=({"lr": 1e-3, "epochs": 1, "batch_size": 32},), n_boot=20, series=()),
 }
 
 
 def method_layer(method: str, preset: Preset, steps: int, corpus_size: int) -> dict:
-    """The ``method``/``optim`` config sections of one run: the papers' methods with settings for runs of a few
-    dozen steps on a corpus of ``corpus_size`` images — warm-up over 10 % of the steps; SimCLR's LARS at the
-    peak rate of its large-batch recipe (4.8: LARS steps are relative to each weight's norm, so a short run needs
-    the large rate); MoCo v2's queue no longer than the corpus and momentum 0.99 (0.999 would leave the key
-    encoder at its initialisation for the whole run); SwAV with 100 prototypes for a corpus of ~1,000 images,
-    frozen for the first 5 % of the steps, LARS at 1.2 (at 4.8 its 32 px texture probe fell below the random
-    encoder's) and two small crops instead of six (SwAV's "2x224 + 2x96" ablation; six cost 1.7x the CPU);
-    supervised SGD at 0.05 (0.1 and above diverge in the first steps and never recover within such a run).
-    A ``data`` section, when returned, is merged into the run's."""
+    """The ``method``/``optim``/``data`` config sections of one run: the papers' methods with the settings that
+    learn within a few hundred steps on ~1,500 images of 32 px (measured on the quick world; the k-NN top-1 on
+    shape-cls and the loss relative to its no-learning value after 100 steps are in the demo's docstring):
+
+    * every method: warm-up over 10 % of the steps; crops of 30–100 % of the image and no blur (SimCLR's CIFAR
+      setting: at 32 px the study's 8–20 % crops lose the object and a σ = 2 blur erases it);
+    * SimCLR: LARS at 4.8 (its large-batch peak rate: LARS steps are relative to each weight's norm);
+    * MoCo v2: a queue of 512 keys, shorter than an epoch of batches (an epoch-long queue holds the query's own
+      key from the previous epoch), momentum 0.99 (0.999 leaves the key encoder at its initialisation in a short
+      run), τ = 0.1 and SGD at 0.3 (at τ = 0.2 and lr 0.06 the loss stayed at 92 % of ln 513 after 100 steps);
+    * SwAV: 100 prototypes for ~1,500 images, frozen for the first 20 % of the steps, ε = 0.01 (at ε = 0.05 and
+      0.03 the codes of nearly identical initial embeddings stay uniform and the loss sits at ln K), LARS at 0.6,
+      two 16 px crops of 15–40 % beside the two 32 px ones, colour distortion at half strength;
+    * supervised: SGD at 0.05 on the corpus's labels.
+    """
     per_epoch = max(1, corpus_size // preset.batch_size)
     warmup = round(max(1.0, 0.1 * steps) / per_epoch, 4)
+    crops = {"scale": [0.3, 1.0], "blur": False}
     if method == "simclr":
         return {"method": {"name": "simclr", "temperature": 0.2},
-                "optim": {"lr": 4.8, "scale_lr_with_batch": False, "warmup_epochs": warmup}}
+                "optim": {"lr": 4.8, "scale_lr_with_batch": False, "warmup_epochs": warmup},
+                "data": {"options": crops}}
     if method == "mocov2":
-        queue = max(preset.batch_size, min(4096, (corpus_size // preset.batch_size) * preset.batch_size))
-        return {"method": {"name": "mocov2", "queue_size": queue, "momentum": 0.99},
-                "optim": {"lr": 0.06, "scale_lr_with_batch": False, "warmup_epochs": warmup}}
+        return {"method": {"name": "mocov2", "queue_size": min(512, 4 * preset.batch_size), "momentum": 0.99,
+                           "temperature": 0.1},
+                "optim": {"lr": 0.3, "scale_lr_with_batch": False, "warmup_epochs": warmup},
+                "data": {"options": crops}}
     if method == "swav":
-        return {"method": {"name": "swav", "prototypes": 100, "freeze_prototypes_steps": max(1, steps // 20)},
-                "optim": {"lr": 1.2, "scale_lr_with_batch": False, "warmup_epochs": warmup, "final_lr_ratio": 0.001},
-                "data": {"options": {"n_local": 2}}}
+        local = max(8, preset.resolution // 2)
+        return {"method": {"name": "swav", "prototypes": 100, "epsilon": 0.01,
+                           "freeze_prototypes_steps": max(1, steps // 5)},
+                "optim": {"lr": 0.6, "scale_lr_with_batch": False, "warmup_epochs": warmup, "final_lr_ratio": 0.001},
+                "data": {"options": {"n_local": 2, "local_size": local, "global_scale": [0.3, 1.0],
+                                     "local_scale": [0.15, 0.4], "strength": 0.5, "blur": False}}}
     if method == "supervised":
         return {"method": {"name": "supervised"},
-                "optim": {"lr": 0.05, "scale_lr_with_batch": False, "warmup_epochs": warmup}}
+                "optim": {"lr": 0.05, "scale_lr_with_batch": False, "warmup_epochs": warmup},
+                "data": {"options": {"scale": [0.3, 1.0]}}}
     if method == "random":
         return {"method": {"name": "random"}}
     raise ValueError(f"method: expected one of {', '.join(TITLES)}, got {method!r}")
+
+
+def no_learning_loss(method: str, layer: Mapping, batch_size: int) -> float | None:
+    """The loss of a run that learned nothing: ln of the candidates each row scores (SimCLR: the 2N − 1 other
+    views; MoCo: the positive and the queue), ln K for SwAV (uniform predictions over K prototypes), ln C for
+    supervised; None for the random encoder."""
+    m = layer.get("method") or {}
+    if method == "simclr":
+        return math.log(2 * batch_size - 1)
+    if method == "mocov2":
+        return math.log(int(m.get("queue_size", 65536)) + 1)
+    if method == "swav":
+        return math.log(int(m.get("prototypes", 3000)))
+    return None
 
 
 # ------------------------------------------------------------------------------------------------- world
@@ -205,9 +248,9 @@ def world_config(preset: Preset):
     from contrasting.data.builtin import SceneSpec, WorldConfig  # noqa: PLC0415
 
     corpora = tuple(dict.fromkeys([*preset.corpora, preset.supervised_corpus]))
-    return WorldConfig(seed=preset.world_seed, scene=SceneSpec(resolution=preset.resolution), scale=preset.scale,
-                       corpora=corpora, tasks=tuple(world_task(t) for t in eval_tasks(preset)),
-                       gallery=preset.gallery)
+    scene = SceneSpec(resolution=preset.resolution, **dict(preset.scene))
+    return WorldConfig(seed=preset.world_seed, scene=scene, scale=preset.scale, corpora=corpora,
+                       tasks=tuple(world_task(t) for t in eval_tasks(preset)), gallery=preset.gallery)
 
 
 def eval_tasks(preset: Preset) -> list[str]:
@@ -243,8 +286,9 @@ def similar_corpora(task: str) -> list[str]:
 @dataclass(frozen=True)
 class PretrainRun:
     """One pre-training run: the grid's encoder ``name``, ``method``, ``corpus`` (None for random), optimizer
-    ``steps``, its config ``layer`` (what ``contrasting pretrain --config`` reads), its directory, and the
-    analysis metadata (``corpus_size``, pre-training ``epochs``)."""
+    ``steps``, its config ``layer`` (what ``contrasting pretrain --config`` reads), its directory, the
+    analysis metadata (``corpus_size``, pre-training ``epochs``) and the intermediate steps it exports
+    (``series``: ``backbone-step<N>.pt``, extra encoders of the grid)."""
 
     name: str
     method: str
@@ -254,6 +298,7 @@ class PretrainRun:
     dir: Path
     corpus_size: int | None = None
     epochs: float | None = None
+    series: tuple[int, ...] = ()
 
     @property
     def done(self) -> bool:
@@ -276,36 +321,72 @@ def _digest(obj) -> str:
 
 
 def plan_runs(preset: Preset, world, out: Path) -> list[PretrainRun]:
-    """The pre-training runs of a preset on ``world``: random, supervised, then method × corpus."""
+    """The pre-training runs of a preset on ``world``: random, supervised, then method × corpus. Every run uses
+    the DALI CPU executor (one thread beside the run's torch thread) and ``precision: auto`` (bf16 and
+    channels-last on CPUs with bf16 matrix instructions); self-supervised ones log an online k-NN top-1 on the
+    reference task's train → test split."""
     base = {"backbone": {"name": "resnet18", "small_stem": True, "width": preset.width}}
     jobs = [("random", None, 0), ("supervised", preset.supervised_corpus, preset.supervised_steps)]
     jobs += [(m, c, preset.ssl_steps) for m in preset.methods for c in preset.corpora]
+    reference = world.tasks[world_task(preset.reference_task)]
     runs = []
     for method, corpus, steps in jobs:
         layer = {**base, **method_layer(method, preset, max(steps, 1), _corpus_size(world, corpus))}
-        size = None
+        size, series = None, ()
         if corpus is not None:
             size = world.corpora[corpus].size
             per_epoch = max(1, size // preset.batch_size)
+            if method in SSL_METHODS and corpus in preset.series_corpora:
+                series = tuple(sorted({max(1, round(f * steps)) for f in preset.series} - {steps}))
             layer["data"] = {"corpus": str(world.corpora[corpus].root), "image_size": preset.resolution,
-                             "executor": "torchvision", "workers": 1, **layer.get("data", {})}
+                             "executor": "dali", "workers": 1, **layer.get("data", {})}
             layer["train"] = {"epochs": math.ceil(steps / per_epoch), "max_steps": steps,
-                              "batch_size": preset.batch_size, "seed": 0, "precision": "fp32",
+                              "batch_size": preset.batch_size, "seed": 0, "precision": "auto",
                               "checkpoint_every": preset.checkpoint_every, "keep_checkpoints": 1,
-                              "log_every": max(1, min(5, steps // 10)), "progress": False, "resume": True}
+                              "log_every": max(1, min(5, steps // 10)), "progress": False, "resume": True,
+                              "export_steps": list(series)}
+            if method in SSL_METHODS:
+                layer["train"].update(knn_train=str(reference["train"].root), knn_test=str(reference["test"].root),
+                                      knn_every=preset.knn_every)
         else:
             layer["train"] = {"seed": 0, "progress": False}
-        # The directory's hash covers the configuration, with the corpus named by world key and name (not path).
+        # The directory's hash covers the configuration, with paths named by world key and name (not location).
         ident = json.loads(json.dumps(layer))
         if corpus is not None:
             ident["data"]["corpus"] = f"builtin:{world.key}/{corpus}"
+            for k in ("knn_train", "knn_test"):
+                if k in ident["train"]:
+                    ident["train"][k] = f"builtin:{world.key}/{preset.reference_task}/{k}"
         slug = method if corpus is None else f"{method}-{corpus}"
         run_dir = out / "pretrain" / f"{slug}-{_digest(ident)}"
         layer["train"]["output_dir"] = str(run_dir)
         name = TITLES[method] if method == "random" else f"{TITLES[method]}-{corpus}"
         epochs = None if size is None else round(steps * preset.batch_size / size, 3)
-        runs.append(PretrainRun(name, method, corpus, steps, layer, run_dir, size, epochs))
+        runs.append(PretrainRun(name, method, corpus, steps, layer, run_dir, size, epochs, series))
     return runs
+
+
+def run_curves(runs: list[PretrainRun], batch_size: int) -> dict[str, dict]:
+    """Per finished self-supervised run, from its ``log.jsonl``: the loss curve (``steps``, ``loss``), its
+    ``no_learning`` value (``no_learning_loss``), the last logged loss and the online k-NN checks
+    (``knn``: [(step, top-1)]) — what the report's pre-training section shows."""
+    out = {}
+    for r in runs:
+        if r.method not in SSL_METHODS or not (r.dir / "log.jsonl").is_file():
+            continue
+        steps, loss, knn = [], [], []
+        for line in (r.dir / "log.jsonl").read_text().splitlines():
+            with contextlib.suppress(ValueError):
+                e = json.loads(line)
+                if e.get("event") == "step" and e.get("loss") is not None:
+                    steps.append(int(e["step"]))
+                    loss.append(float(e["loss"]))
+                elif e.get("event") == "knn":
+                    knn.append((int(e["step"]), float(e["top1"])))
+        if steps:
+            out[r.name] = {"steps": steps, "loss": loss, "no_learning": no_learning_loss(r.method, r.layer, batch_size),
+                           "final_loss": loss[-1], "knn": knn}
+    return out
 
 
 def _corpus_size(world, corpus: str | None) -> int:
@@ -517,6 +598,13 @@ def grid_spec(preset: Preset, runs: list[PretrainRun], world, out: Path, workers
         if r.method != "supervised" and r.corpus in BALANCED_PAIR:
             entry.update(balanced=r.corpus == balanced, pair=balanced)
         encoders.append(entry)
+        for step in r.series:  # the run's epoch series: the same run, exported part-way
+            epochs = round(step * preset.batch_size / r.corpus_size, 3)
+            extra = {**entry, "name": f"{r.name}@{step}", "kind": "checkpoint",
+                     "path": str(r.dir / f"backbone-step{step:06d}.pt"), "epochs": epochs}
+            if "pair" in extra:
+                extra["pair"] = f"{balanced}@{step}"
+            encoders.append(extra)
     tasks = []
     for t in eval_tasks(preset):
         entry = {"name": t, "similar_corpus": similar_corpora(t)}
@@ -524,7 +612,7 @@ def grid_spec(preset: Preset, runs: list[PretrainRun], world, out: Path, workers
             entry["reference"] = True
         tasks.append(entry)
     hparams = {"image_size": preset.resolution, "image": [dict(h) for h in preset.image_hparams],
-               "pixel": [dict(h) for h in preset.pixel_hparams]}
+               "pixel": [dict(h) for h in preset.pixel_hparams], "pixel_cache": preset.pixel_cache}
     return {
         "name": f"demo-{preset.name}",
         "store": str(out / "grid.sqlite"),
@@ -720,7 +808,7 @@ def _demo(preset: Preset, out: Path, workers: int, threads: int, args) -> int:
     with clock.step("report"):
         files = build_report(spec.store_path, out / "report", reference=spec.analysis.reference_task,
                              spec_hash=grid.spec_hash, title=f"contrasting demo ({preset.name} preset)",
-                             replicates=preset.n_boot)
+                             replicates=preset.n_boot, runs=run_curves(finished, preset.batch_size))
     total = clock.total()
     figure = files.folder / "figures" / MAIN_FIGURE
     print(f"report: {files.html}")

@@ -205,20 +205,29 @@ def critical_difference(names: Sequence[str], mean_rank: np.ndarray, pairwise_p:
         return _save(fig, path)
 
 
-def loss_curves(curves: dict[str, tuple[np.ndarray, np.ndarray, float | None]], path: str | os.PathLike) -> Path:
-    """Pre-training loss per run (step, loss) divided by its no-learning value (ln of the candidates, ln K for
-    SwAV) when known, so that every method starts near 1 and 0.9 marks the demo's target."""
+def pretraining_curves(runs: dict[str, dict], path: str | os.PathLike, *, knn_label: str = "k-NN top-1") -> Path:
+    """Left: each run's loss (``steps``, ``loss``) divided by its no-learning value (``no_learning``: ln of the
+    candidates, ln K for SwAV), so that every method starts near 1 and 0.9 marks the demo's target; right: the
+    online k-NN checks (``knn``: [(step, top-1)])."""
     with plt.rc_context(STYLE):
-        fig, ax = plt.subplots(figsize=(11, 6))
-        for k, (name, (step, loss, chance)) in enumerate(sorted(curves.items())):
-            y = loss / chance if chance else loss
-            ax.plot(step, y, label=name, color=METHOD_PALETTE[k % len(METHOD_PALETTE)],
-                    linestyle=("-", "--", ":", "-.")[k // len(METHOD_PALETTE) % 4], linewidth=1.6)
+        fig, (ax, bx) = plt.subplots(1, 2, figsize=(15, 6))
+        for k, (name, run) in enumerate(sorted(runs.items())):
+            style = dict(color=METHOD_PALETTE[k % len(METHOD_PALETTE)],
+                         linestyle=("-", "--", ":", "-.")[k // len(METHOD_PALETTE) % 4], linewidth=1.6, label=name)
+            chance = run.get("no_learning")
+            loss = np.asarray(run["loss"], dtype=float)
+            ax.plot(run["steps"], loss / chance if chance else loss, **style)
+            if run.get("knn"):
+                steps, top1 = zip(*run["knn"], strict=True)
+                bx.plot(steps, top1, marker="o", **style)
         ax.axhline(1.0, color="black", linewidth=1)
         ax.axhline(0.9, color="0.5", linewidth=1, linestyle="--")
         ax.set_xlabel("optimizer step")
         ax.set_ylabel("loss / no-learning loss")
-        ax.set_title("Pre-training losses (1 = no learning; dashed: 90 %)")
-        ax.legend(loc="upper right", ncol=2, framealpha=0.85)
+        ax.set_title("Pre-training loss (1 = no learning; dashed: 90 %)")
+        bx.set_xlabel("optimizer step")
+        bx.set_ylabel(knn_label)
+        bx.set_title("Online k-NN on the reference task")
+        ax.legend(loc="lower left", ncol=2, framealpha=0.85)
         fig.tight_layout()
         return _save(fig, path)

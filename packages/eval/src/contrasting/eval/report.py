@@ -166,8 +166,8 @@ def build_report(source, out_dir: str | os.PathLike | None = None, *, reference:
     """Analyse ``source`` (``load_source``) and write the report (module docstring) to ``out_dir`` (default
     ``<source>-report``). ``reference``: the reference task (default: the spec's ``analysis.reference_task``,
     else the task marked ``reference``, else imagenet); ``replicates``: bootstrap replicates (0: no intervals,
-    every verdict inconclusive); ``runs``: pre-training curves to plot (name → ``(steps, losses, no-learning
-    loss)``, the demo's). Raises ``ResultsError`` on a bad table, FileNotFoundError on a missing source."""
+    every verdict inconclusive); ``runs``: pre-training runs to show (name → {steps, loss, no_learning,
+    final_loss, knn}: the demo's ``run_curves``). Raises ``ResultsError`` on a bad table, FileNotFoundError on a missing source."""
     results, cells, info = load_source(source, spec_hash)
     if out_dir is None:
         origin = info.get("store") or info.get("source")
@@ -264,12 +264,27 @@ def _sections(grid: Grid, results: Results, findings: list[FindingRecord], info:
     secs.append(_correlation_section(grid, findings, figdir, figs))
     secs += _comparison_sections(grid, figdir, figs)
     if runs:
-        s = Section("pretraining", "Pre-training")
-        figs["pretraining"] = plots.loss_curves(runs, figdir / "pretraining_loss.png")
-        s.items.append(Figure(figs["pretraining"], "pre-training loss curves relative to their no-learning value"))
-        secs.append(s)
+        secs.append(_pretraining_section(runs, grid.reference, figdir, figs))
     secs.append(_method_section(grid, results, info, cells))
     return secs, figs
+
+
+def _pretraining_section(runs: dict, reference: str | None, figdir: Path, figs: dict) -> Section:
+    s = Section("pretraining", "Pre-training")
+    rows = []
+    for name, r in sorted(runs.items()):
+        chance, final = r.get("no_learning"), r["final_loss"]
+        ratio = final / chance if chance else math.nan
+        knn = r.get("knn") or []
+        rows.append([name, str(r["steps"][-1]), f"{final:.3f}", "—" if not chance else f"{chance:.3f}",
+                     "—" if not chance else f"{100 * ratio:.0f} %", "—" if not knn else f"{knn[-1][1]:.3f}"])
+    s.items.append(Table(["run", "steps", "final loss", "no-learning loss", "final / no-learning", "k-NN top-1"],
+                         rows, caption="No-learning loss: ln of the candidates each row scores (MoCo: the positive "
+                         f"and the queue; SimCLR: the 2N − 1 other views), ln K for SwAV. k-NN: weighted 20-NN on "
+                         f"the reference task ({reference}), train → test, at the end of the run.", name="pretraining"))
+    figs["pretraining"] = plots.pretraining_curves(runs, figdir / "pretraining.png")
+    s.items.append(Figure(figs["pretraining"], "pre-training losses and online k-NN accuracy"))
+    return s
 
 
 def _findings_section(grid: Grid, findings: list[FindingRecord]) -> Section:
