@@ -149,15 +149,15 @@ class Preset:
 
 
 PRESETS: dict[str, Preset] = {
-    # Budget (2 idle cores; DALI CPU augmentation and bf16): 6 self-supervised runs of 200 steps (~100 s for MoCo
-    # v2, ~180 s for SwAV, two at a time), supervised 150 steps, world ~25 s, then 12 encoders (6 final, 4 at half
-    # their steps, supervised, random) x 8 tasks: image-level cells ~3 CPU-s on cached features, pixel-wise ~7
-    # CPU-s on cached multi-scale features.
+    # Budget (2 idle cores; DALI CPU augmentation and bf16; measured at 200 steps: pre-training 7:08 wall, grid
+    # 4:05, 11:22 in all): 6 self-supervised runs of 250 steps (~330 img/s for MoCo v2, ~190 for SwAV, two at a
+    # time), supervised 150 steps, world ~25 s, then 12 encoders (6 final, 4 at half their steps, supervised,
+    # random) x 8 tasks: image-level cells ~2 s on cached features, pixel-wise ~8 s on cached multi-scale features.
     "quick": Preset(
         "quick", "MoCo v2 and SwAV x 3 corpora (+ their half-way checkpoints on two) + supervised + random, every "
         "built-in task, 32 px, half-size world, 1 seed",
         minutes=13.0, pretrain_minutes=7.0, corpora=("shapes", "shapes-lt", "textures"), methods=("mocov2", "swav"),
-        ssl_steps=200, supervised_steps=150, checkpoint_every=50, knn_every=50),
+        ssl_steps=250, supervised_steps=150, checkpoint_every=50, knn_every=50),
     "full": Preset(
         "full", "SimCLR, MoCo v2 and SwAV x 4 corpora (+ checkpoints at 1/4 and 1/2 on two) + supervised + random, "
         "every built-in task, 32 px, full-size world, 1 seed",
@@ -699,6 +699,8 @@ def _parser() -> argparse.ArgumentParser:
                    help="parallel pre-training runs and grid workers (default: min(2, CPU cores))")
     p.add_argument("--budget-minutes", type=float, default=None,
                    help="scale the pre-training steps so that the nominal time (idle 2-core CPU) is this")
+    p.add_argument("--world-seed", type=int, default=None,
+                   help="seed of the built-in world (default: the preset's, 0); another seed draws other scenes")
     p.add_argument("--data-root", default=None,
                    help="where the demo's world is cached (default: $CONTRASTING_DATA/demo or "
                         "~/.cache/contrasting/builtin/demo)")
@@ -725,6 +727,11 @@ def demo_main(argv: list[str] | None = None) -> int:
     if workers < 1:
         print("contrasting demo: error: --workers must be at least 1", file=sys.stderr)
         return 2
+    if args.world_seed is not None:
+        if args.world_seed < 0:
+            print("contrasting demo: error: --world-seed must be >= 0", file=sys.stderr)
+            return 2
+        preset = dataclasses.replace(preset, world_seed=args.world_seed)
     if preset.reference_task not in eval_tasks(preset):
         print(f"contrasting demo: error: preset {preset.name!r}: its reference task {preset.reference_task!r} is not "
               "among its tasks", file=sys.stderr)

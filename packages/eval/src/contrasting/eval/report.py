@@ -167,7 +167,8 @@ def build_report(source, out_dir: str | os.PathLike | None = None, *, reference:
     ``<source>-report``). ``reference``: the reference task (default: the spec's ``analysis.reference_task``,
     else the task marked ``reference``, else imagenet); ``replicates``: bootstrap replicates (0: no intervals,
     every verdict inconclusive); ``runs``: pre-training runs to show (name → {steps, loss, no_learning,
-    final_loss, knn}: the demo's ``run_curves``). Raises ``ResultsError`` on a bad table, FileNotFoundError on a missing source."""
+    final_loss, knn}: the demo's ``run_curves``). Raises ``ResultsError`` on a bad table, FileNotFoundError on a
+    missing source."""
     results, cells, info = load_source(source, spec_hash)
     if out_dir is None:
         origin = info.get("store") or info.get("source")
