@@ -88,6 +88,31 @@ def discover() -> dict[str, Command | Callable[[list[str] | None], int]]:
     return dict(sorted(found.items()))
 
 
+DISTRIBUTIONS = ("contrasting-losses", "contrasting-data", "contrasting-encoders", "contrasting-eval")
+
+
+def version_text() -> str:
+    """``contrasting --version``: every contrasting distribution's installed version and the git commit of the
+    source tree (``unknown`` outside a git checkout)."""
+    import subprocess  # noqa: PLC0415
+    from importlib import metadata  # noqa: PLC0415
+    from pathlib import Path  # noqa: PLC0415
+
+    lines = []
+    for dist in DISTRIBUTIONS:
+        try:
+            lines.append(f"{dist} {metadata.version(dist)}")
+        except metadata.PackageNotFoundError:
+            lines.append(f"{dist} (not installed)")
+    try:
+        commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=Path(__file__).parent, capture_output=True,
+                                text=True, timeout=5).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        commit = ""
+    lines.append(f"git {commit or 'unknown'}")
+    return "\n".join(lines)
+
+
 def _help(command) -> str:
     if isinstance(command, Command):
         return command.help
@@ -100,6 +125,7 @@ def build_parser(commands: dict) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="contrasting", description="Contrastive encoders: pre-train, import, "
                                      "export and evaluate.")
     parser.add_argument("--local_rank", "--local-rank", type=int, default=None, help=argparse.SUPPRESS)
+    parser.add_argument("--version", action="store_true", help="print every package's version and the git commit")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for name, command in commands.items():
         if isinstance(command, Command):
@@ -129,9 +155,12 @@ def _command_position(argv: list[str]) -> int | None:
 
 def main(argv: list[str] | None = None) -> int:
     """Parse ``argv`` (default ``sys.argv[1:]``), run the chosen subcommand and return its exit status."""
-    commands = discover()
     argv = list(sys.argv[1:] if argv is None else argv)
     position = _command_position(argv)
+    if "--version" in (argv if position is None else argv[:position]):
+        print(version_text())
+        return 0
+    commands = discover()
     if position is not None and argv[position] in commands and not isinstance(commands[argv[position]], Command):
         return int(commands[argv[position]](argv[position + 1:]) or 0)
     parser = build_parser(commands)

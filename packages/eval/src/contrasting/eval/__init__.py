@@ -16,8 +16,6 @@ Names are imported on first use, so that ``import contrasting.eval`` (and the an
 
 import importlib
 
-__version__ = "0.2.0"
-
 _EXPORTS = {
     "FrozenEncoder": "_adapters", "load_encoder": "_adapters",
     "HEADS": "heads", "DeepLabHead": "heads", "LinearHead": "heads", "MLPHead": "heads",
@@ -37,6 +35,13 @@ __all__ = sorted(_EXPORTS)
 
 
 def __getattr__(name: str):
+    if name == "__version__":  # the installed distribution's: pyproject.toml is the one owner of the number
+        from importlib import metadata  # noqa: PLC0415
+
+        try:
+            return metadata.version("contrasting-eval")
+        except metadata.PackageNotFoundError:
+            return "0+unknown"
     if name not in _EXPORTS:
         raise AttributeError(f"module 'contrasting.eval' has no attribute {name!r}")
     module = importlib.import_module(f"contrasting.eval.{_EXPORTS[name]}")

@@ -21,7 +21,6 @@ import argparse
 import json
 import sys
 
-from contrasting.eval import _adapters
 from contrasting.eval.tasks import TaskDataError, check_data, list_tasks
 
 
@@ -57,6 +56,8 @@ def tasks_command(argv: list[str] | None = None) -> int:
     print("  ".join(c.ljust(widths.get(c, 0)) for c in cols))
     for r in rows:
         print("  ".join(str(r[c]).ljust(widths.get(c, 0)) for c in cols))
+    from contrasting.eval import _adapters  # noqa: PLC0415 - imports torch and the data package
+
     world = _adapters.world_tasks()
     if world is None:
         print("\n(built-in tasks need contrasting-data to build the shapes world)")
@@ -88,9 +89,9 @@ def eval_command(argv: list[str] | None = None) -> int:
 
     Runs ``protocol.run_cell`` and prints the test metric of the setting selected on the validation split,
     the settings' validation scores and the timings (or everything as JSON)."""
-    from contrasting.eval.protocol import run_cell  # noqa: PLC0415 - keeps `contrasting tasks` light
-
     args = _eval_parser().parse_args(argv)
+    from contrasting.eval.protocol import run_cell  # noqa: PLC0415 - torch: only once the arguments parse
+
     try:
         hparams = json.loads(args.hparams) if args.hparams else None
         if hparams is not None and not (isinstance(hparams, list) and all(isinstance(h, dict) for h in hparams)):
@@ -119,7 +120,22 @@ def eval_command(argv: list[str] | None = None) -> int:
     return 0
 
 
-COMMANDS = {"eval": eval_command, "tasks": tasks_command}
+def report_command(argv: list[str] | None = None) -> int:
+    """Write the study's analysis of a results store or a results CSV: report, findings.json, figures.
+
+    The parser is built here, the analysis (pandas, scipy, matplotlib) imported only once the arguments parse,
+    so that ``contrasting report --help`` answers at once."""
+    from contrasting.eval.report_cli import add_report_arguments  # noqa: PLC0415 - argparse only
+
+    parser = argparse.ArgumentParser(prog="contrasting report",
+                                     description="Analysis report from a results store or a results CSV.")
+    args = add_report_arguments(parser).parse_args(argv)
+    from contrasting.eval.report import report_command as run  # noqa: PLC0415 - the heavy part
+
+    return run(args)
+
+
+COMMANDS = {"eval": eval_command, "tasks": tasks_command, "report": report_command}
 
 
 def main(argv: list[str] | None = None) -> int:

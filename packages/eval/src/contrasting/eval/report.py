@@ -671,23 +671,11 @@ def _markdown(title: str, info: dict, sections: list[Section], grid: Grid, out: 
 # -------------------------------------------------------------------------------------------------- CLI
 
 
-def add_report_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
-    """Add ``contrasting report``'s arguments to ``parser``."""
-    parser.add_argument("source", help="results store (.sqlite), a grid spec (its store) or a results CSV")
-    parser.add_argument("--out", help="output folder (default: <source>-report beside the source)")
-    parser.add_argument("--reference", help="reference task (default: the spec's, else the task marked reference, "
-                                            "else imagenet)")
-    parser.add_argument("--spec-hash", help="the grid to report on (prefix; default: the latest registered)")
-    parser.add_argument("--title", help="report title")
-    parser.add_argument("--bootstrap", type=int, default=REPLICATES,
-                        help=f"bootstrap replicates (default {REPLICATES}; 0: no intervals, every verdict "
-                             "inconclusive)")
-    return parser
-
-
 def report_command(args: argparse.Namespace) -> int:
     """Run ``contrasting report`` with parsed arguments; prints where the files are and each finding's verdict.
     Returns 0, or 2 on a missing or malformed source (one line on stderr)."""
+    if args.bootstrap is None:
+        args.bootstrap = REPLICATES
     if args.bootstrap < 0:
         print(f"contrasting report: error: --bootstrap: expected an integer >= 0, got {args.bootstrap}",
               file=sys.stderr)
@@ -717,10 +705,9 @@ def report_main(argv: list[str] | None = None) -> int:
 
     The ``contrasting report`` subcommand (entry point ``contrasting.commands``: a callable taking ``argv`` and
     returning the exit status); ``python -m contrasting.eval.report`` runs it without the dispatcher."""
-    parser = argparse.ArgumentParser(prog="contrasting report",
-                                     description="Analysis report from a results store or a results CSV.")
-    add_report_arguments(parser)
-    return report_command(parser.parse_args(argv))
+    from contrasting.eval.cli import report_command as command  # noqa: PLC0415
+
+    return command(argv)
 
 
 if __name__ == "__main__":

@@ -1,0 +1,20 @@
+"""``contrasting report``'s arguments (argparse only: the command line parses them before importing the
+analysis)."""
+
+from __future__ import annotations
+
+import argparse
+
+
+def add_report_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
+    """Add ``contrasting report``'s arguments to ``parser``."""
+    parser.add_argument("source", help="results store (.sqlite), a grid spec (its store) or a results CSV")
+    parser.add_argument("--out", help="output folder (default: <source>-report beside the source)")
+    parser.add_argument("--reference", help="reference task (default: the spec's, else the task marked reference, "
+                                            "else imagenet)")
+    parser.add_argument("--spec-hash", help="the grid to report on (prefix; default: the latest registered)")
+    parser.add_argument("--title", help="report title")
+    parser.add_argument("--bootstrap", type=int, default=None,
+                        help="bootstrap replicates (default: the analysis's, contrasting.eval.claims.REPLICATES; "
+                             "0: no intervals, every verdict inconclusive)")
+    return parser

@@ -1,0 +1,41 @@
+"""The command line starts without the heavy libraries: ``--help`` of every command imports no torch, and
+``--version`` names every package."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+
+HEAVY = ("torch", "torchvision", "scipy", "matplotlib", "pandas", "deepspeed", "nvidia.dali")
+
+
+def _imported(code: str) -> set[str]:
+    out = subprocess.run([sys.executable, "-c", code + "\nimport sys\nprint('MODULES', *sorted(sys.modules))"],
+                         capture_output=True, text=True, timeout=120, check=True).stdout
+    modules = out[out.rindex("MODULES"):].split()[1:]
+    return {m for m in HEAVY if m in modules}
+
+
+def test_importing_the_command_line_modules_pulls_in_nothing_heavy():
+    assert _imported("import contrasting.eval.cli, contrasting.encoders.cli, contrasting.eval.report_cli") == set()
+    assert _imported("import contrasting.eval, contrasting.encoders") == set()
+
+
+@pytest.mark.parametrize("command", ["", "demo", "eval", "export", "grid", "inspect-checkpoint", "pretrain",
+                                     "report", "tasks"])
+def test_help_of_every_command_imports_no_torch(command):
+    argv = [command, "--help"] if command else ["--help"]
+    code = ("import sys\nfrom contrasting.encoders.cli import main\ntry:\n    main(" + repr(argv) + ")\n"
+            "except SystemExit:\n    pass")
+    assert _imported(code) == set()
+
+
+def test_version_names_every_package_and_the_commit():
+    from contrasting.encoders.cli import DISTRIBUTIONS, main
+
+    out = subprocess.run([sys.executable, "-m", "contrasting.encoders", "--version"], capture_output=True, text=True,
+                         timeout=120, check=True).stdout
+    assert all(d in out for d in DISTRIBUTIONS) and "git " in out
+    assert main(["--version"]) == 0
