@@ -269,3 +269,21 @@ def test_a_new_task_is_one_entry(tmp_path):
                     schedule=get_task("pets").schedule, subdir="mine", env="MY_TASK_ROOT")
     assert check_data(spec, tmp_path).present
     assert read_task(spec, tmp_path / "mine").classes == ["x", "y"]
+
+
+def test_a_crafted_cifar_pickle_is_refused_without_running_it(tmp_path):
+    import os
+    import pickle
+
+    class Payload:
+        def __reduce__(self):
+            return os.system, (f"touch {tmp_path / 'pwned'}",)
+
+    d = tmp_path / "cifar-100-python"
+    d.mkdir()
+    for name in ("train", "test", "meta"):
+        with open(d / name, "wb") as f:
+            pickle.dump({b"data": np.zeros((2, 3072), np.uint8), b"fine_labels": [0, 1], b"x": Payload()}, f)
+    with pytest.raises(TaskDataError, match="not a CIFAR python batch.*posix.system|not allowed"):
+        read_task(_spec("cifar100"), tmp_path)
+    assert not (tmp_path / "pwned").exists()

@@ -24,6 +24,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import pickle
 import random
 import shutil
 import time
@@ -50,8 +51,14 @@ def tag_for(step: int) -> str:
 
 
 def rng_state() -> dict:
-    """This process's RNG states: torch CPU, CUDA (all devices), numpy's global and python's ``random``."""
-    state = {"torch": torch.get_rng_state(), "numpy": np.random.get_state(), "python": random.getstate()}
+    """This process's RNG states — torch CPU, CUDA (all devices), numpy's global and python's ``random`` — as
+    tensors and plain containers only, so that the file loads with ``torch.load(weights_only=True)``: numpy's
+    (name, keys, pos, has_gauss, cached_gaussian) with its keys as an int64 tensor, python's as a list."""
+    name, keys, pos, has_gauss, gauss = np.random.get_state()
+    version, internal, gauss_next = random.getstate()
+    state = {"torch": torch.get_rng_state(),
+             "numpy": [str(name), torch.from_numpy(keys.astype(np.int64)), int(pos), int(has_gauss), float(gauss)],
+             "python": [int(version), torch.tensor(internal, dtype=torch.int64), gauss_next]}
     if torch.cuda.is_available():
         state["cuda"] = torch.cuda.get_rng_state_all()
     return state
@@ -60,10 +67,27 @@ def rng_state() -> dict:
 def set_rng_state(state: dict) -> None:
     """Restore what ``rng_state`` returned."""
     torch.set_rng_state(state["torch"])
-    np.random.set_state(state["numpy"])
-    random.setstate(state["python"])
+    name, keys, pos, has_gauss, gauss = state["numpy"]
+    np.random.set_state((name, keys.numpy().astype(np.uint32), pos, has_gauss, gauss))
+    version, internal, gauss_next = state["python"]
+    random.setstate((version, tuple(int(v) for v in internal.tolist()), gauss_next))
     if "cuda" in state and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(state["cuda"])
+
+
+def load_safely(path: Path, what: str):
+    """``torch.load(path, weights_only=True)``: tensors and plain containers only, never code from the file; a
+    file that holds anything else raises ``CheckpointError`` naming it (a run directory is exactly what people
+    download and share)."""
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as error:
+        raise CheckpointError(f"{path}: the {what} holds objects other than tensors and plain containers "
+                              f"({str(error).splitlines()[0][:200]}); refusing to unpickle it, which could run "
+                              "code") from None
+    except (RuntimeError, EOFError, OSError) as error:
+        raise CheckpointError(f"{path}: the {what} is not a readable checkpoint file "
+                              f"({str(error).splitlines()[0][:200]})") from None
 
 
 def _fsync_dir(path: Path) -> None:
@@ -180,10 +204,12 @@ class CheckpointManager:
         if record["world_size"] != self.info.world_size:
             raise CheckpointError(f"{self.directory / tag}: written by {record['world_size']} processes, this run has "
                                   f"{self.info.world_size}; resume with the same number of processes")
+        for states in sorted((self.directory / tag).rglob("*.pt")):
+            load_safely(states, "checkpoint file")  # DeepSpeed unpickles fully below: only files that are data
         path, client_state = engine.load_checkpoint(str(self.directory), tag=tag, load_module_strict=True,
                                                     load_optimizer_states=True, load_lr_scheduler_states=False)
         if path is None:
             raise CheckpointError(f"{self.directory / tag}: DeepSpeed could not load this checkpoint")
         rng_file = self.directory / tag / f"rng_rank{self.info.rank}.pt"
-        set_rng_state(torch.load(rng_file, weights_only=False))
+        set_rng_state(load_safely(rng_file, "RNG state"))
         return client_state or {}

@@ -12,10 +12,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import torch
-
 from .backbones import ResNet, build_backbone
-from .checkpoints import COMPLETE, LATEST
+from .checkpoints import COMPLETE, LATEST, load_safely
 from .layouts import check_against
 
 MODEL_STATES = "mp_rank_00_model_states.pt"
@@ -42,14 +40,15 @@ def find_checkpoint(path: str | Path) -> Path | None:
 def load_run_backbone(path: str | Path) -> tuple[ResNet, dict]:
     """The backbone of a run directory or checkpoint folder, and ``meta`` (method, step, corpus, run, config).
 
-    Raises ``FileNotFoundError`` when ``path`` holds no committed checkpoint. The model-states file is our
-    own (it pickles the run config), so it is read with full unpickling: only load runs you trust.
+    Raises ``FileNotFoundError`` when ``path`` holds no committed checkpoint. The model-states file is read with
+    ``torch.load(weights_only=True)`` (tensors and plain containers, never code from the file): one that holds
+    anything else raises ``CheckpointError``.
     """
     folder = find_checkpoint(path)
     if folder is None:
         raise FileNotFoundError(f"{path}: no committed checkpoint (expected a run directory, its checkpoints/ "
                                 f"folder or a step_* folder containing {MODEL_STATES})")
-    state = torch.load(folder / MODEL_STATES, map_location="cpu", weights_only=False)
+    state = load_safely(folder / MODEL_STATES, "model-states file")
     config = state.get("config") or {}
     arch = dict(config.get("backbone") or {})
     name = arch.pop("name", None)

@@ -182,13 +182,37 @@ def read_pets(spec: TaskSpec, root: Path) -> TaskData:
     return TaskData(split("train"), split("test"), root)
 
 
+class DataUnpickler(pickle.Unpickler):
+    """An unpickler that builds only plain containers, numbers, strings, bytes and numpy arrays — what CIFAR's
+    python batches hold — and refuses every other global, so a crafted dataset file cannot run code."""
+
+    ALLOWED = {("numpy.core.multiarray", "_reconstruct"), ("numpy._core.multiarray", "_reconstruct"),
+               ("numpy", "ndarray"), ("numpy", "dtype"), ("numpy.core.multiarray", "scalar"),
+               ("numpy._core.multiarray", "scalar"), ("copyreg", "_reconstructor"), ("builtins", "object")}
+
+    def find_class(self, module: str, name: str):
+        if (module, name) in self.ALLOWED:
+            return super().find_class(module, name)
+        raise pickle.UnpicklingError(f"global {module}.{name} is not allowed in a data file")
+
+
+def load_data_pickle(path: Path):
+    """``DataUnpickler(encoding='bytes').load()`` of ``path``."""
+    with open(path, "rb") as f:
+        return DataUnpickler(f, encoding="bytes").load()
+
+
 @register_reader("cifar_pickle")
 def read_cifar(spec: TaskSpec, root: Path) -> TaskData:
-    """CIFAR-100 python version: pickled dicts, b'data' (N, 3072) uint8 in CHW order, b'fine_labels'."""
+    """CIFAR-100 python version: pickled dicts, b'data' (N, 3072) uint8 in CHW order, b'fine_labels'; read with
+    ``DataUnpickler`` (no code from the file)."""
     def split(key):
         path = root / spec.layout.paths[key]
-        with open(path, "rb") as f:
-            d = pickle.load(f, encoding="bytes")
+        try:
+            d = load_data_pickle(path)
+        except (pickle.UnpicklingError, EOFError, ValueError) as error:
+            raise TaskDataError(spec.name, path, spec.layout.structure,
+                                f"not a CIFAR python batch ({str(error)[:200]})") from None
         if b"data" not in d or b"fine_labels" not in d:
             raise TaskDataError(spec.name, path, spec.layout.structure, "no b'data' / b'fine_labels' in the pickle")
         images = np.asarray(d[b"data"], dtype=np.uint8).reshape(-1, 3, 32, 32).transpose(0, 2, 3, 1)
