@@ -7,6 +7,7 @@ import json
 import os
 import pickle
 import random
+import shutil
 
 import numpy as np
 import pytest
@@ -49,38 +50,34 @@ def test_rng_state_round_trips_through_a_weights_only_file(tmp_path):
     assert torch.equal(expected[0], got[0]) and np.array_equal(expected[1], got[1]) and expected[2] == got[2]
 
 
-def test_a_crafted_model_states_file_is_refused_without_running_it(run_dir, tmp_path):
-    import shutil
-
-    copy = tmp_path / "copy"
+def _tampered(run_dir, tmp_path, name: str):
+    """A copy of ``run_dir`` whose ``name`` files in every checkpoint are crafted pickles, their commit records
+    forged to match (sizes updated); returns (copy, the marker the payload would create)."""
+    copy, marker = tmp_path / "copy", tmp_path / "pwned"
     shutil.copytree(run_dir, copy)
-    marker = tmp_path / "pwned"
-    for states in copy.glob("checkpoints/step_*/mp_rank_00_model_states.pt"):
-        _plant(states, marker)
+    for path in copy.glob(f"checkpoints/step_*/{name}"):
+        _plant(path, marker)
+        record = json.loads((path.parent / COMPLETE).read_text())
+        record["files"] = _files_manifest(path.parent)
+        (path.parent / COMPLETE).write_text(json.dumps(record))
+    return copy, marker
+
+
+def test_a_crafted_model_states_file_is_refused_without_running_it(run_dir, tmp_path):
+    copy, marker = _tampered(run_dir, tmp_path, "mp_rank_00_model_states.pt")
     with pytest.raises(CheckpointError, match="objects other than tensors"):
         load_run_backbone(copy)
     assert not marker.exists()
 
 
 def test_resuming_from_a_crafted_rng_state_is_refused_without_running_it(run_dir, tmp_path):
-    import shutil
-
-    copy = tmp_path / "copy"
-    shutil.copytree(run_dir, copy)
-    marker = tmp_path / "pwned"
-    for rng in copy.glob("checkpoints/step_*/rng_rank0.pt"):
-        _plant(rng, marker)
-        record = json.loads((rng.parent / COMPLETE).read_text())  # a well-forged commit record, sizes updated
-        record["files"] = _files_manifest(rng.parent)
-        (rng.parent / COMPLETE).write_text(json.dumps(record))
+    copy, marker = _tampered(run_dir, tmp_path, "rng_rank0.pt")
     with pytest.raises(CheckpointError, match="objects other than tensors"):
         pretrain(tiny_config("mocov2", copy, max_steps=3, checkpoint_every=1), tiny_source("mocov2"))
     assert not marker.exists()
 
 
 def test_a_genuine_run_still_loads_and_resumes(run_dir, tmp_path):
-    import shutil
-
     backbone, meta = load_run_backbone(run_dir)
     assert meta["method"] == "mocov2" and meta["step"] == 2
     copy = tmp_path / "copy"
