@@ -188,3 +188,16 @@ def test_report_command(tmp_path, capsys):
         assert report_main(bad) == 2, bad
         err = capsys.readouterr().err.strip()
         assert err.startswith("contrasting report: error:") and "\n" not in err, err
+
+
+def test_comparison_with_another_report_names_changed_verdicts(report, tmp_path):
+    records = json.loads(report.findings_json.read_text())
+    flipped = [dict(r, verdict="refuted" if r["verdict"] != "refuted" else "supported") if r["number"] == 1 else r
+               for r in records]
+    (tmp_path / "other").mkdir()
+    (tmp_path / "other" / "findings.json").write_text(json.dumps(flipped))
+    again = build_report(report.csv, tmp_path / "out", replicates=50, compare=tmp_path / "other")
+    text = again.markdown.read_text()
+    assert "## Verdicts beside" in text and "Conclusive verdicts that differ: 1 (supervised-domain-specific" in text
+    with pytest.raises(Exception, match="not a findings.json"):
+        build_report(report.csv, tmp_path / "out2", replicates=50, compare=tmp_path / "missing.json")

@@ -162,13 +162,14 @@ def load_source(source, spec_hash: str | None = None) -> tuple[Results, list, di
 
 def build_report(source, out_dir: str | os.PathLike | None = None, *, reference: str | None = None,
                  spec_hash: str | None = None, title: str | None = None, replicates: int = REPLICATES,
-                 seed: int = 0, runs: dict | None = None) -> ReportFiles:
+                 seed: int = 0, runs: dict | None = None, compare: str | os.PathLike | None = None) -> ReportFiles:
     """Analyse ``source`` (``load_source``) and write the report (module docstring) to ``out_dir`` (default
     ``<source>-report``). ``reference``: the reference task (default: the spec's ``analysis.reference_task``,
     else the task marked ``reference``, else imagenet); ``replicates``: bootstrap replicates (0: no intervals,
     every verdict inconclusive); ``runs``: pre-training runs to show (name → {steps, loss, no_learning,
-    final_loss, knn}: the demo's ``run_curves``). Raises ``ResultsError`` on a bad table, FileNotFoundError on a
-    missing source."""
+    final_loss, knn}: the demo's ``run_curves``); ``compare``: another report's ``findings.json`` (or its
+    folder) — e.g. the same study on another world seed —, whose verdicts are set beside these. Raises
+    ``ResultsError`` on a bad table, FileNotFoundError on a missing source."""
     results, cells, info = load_source(source, spec_hash)
     if out_dir is None:
         origin = info.get("store") or info.get("source")
@@ -192,6 +193,8 @@ def build_report(source, out_dir: str | os.PathLike | None = None, *, reference:
                                       json.dumps([f.to_json() for f in findings], indent=1, default=str))
     cells_path = _cells_csv(cells, out / "cells.csv") if cells else None
     sections, figures = _sections(grid, results, findings, info, cells, out / "figures", runs or {})
+    if compare is not None:
+        sections.insert(1, _comparison_section(findings, compare))
     heading = title or f"Contrasting encoders: {info['name']}"
     html_path = atomic_write_text(out / "report.html", _html(heading, info, sections, grid))
     md_path = atomic_write_text(out / "report.md", _markdown(heading, info, sections, grid, out))
@@ -268,6 +271,30 @@ def _sections(grid: Grid, results: Results, findings: list[FindingRecord], info:
         secs.append(_pretraining_section(runs, grid.reference, figdir, figs))
     secs.append(_method_section(grid, results, info, cells))
     return secs, figs
+
+
+def _comparison_section(findings: list[FindingRecord], compare: str | os.PathLike) -> Section:
+    """This report's verdicts beside another's (``findings.json``), the changed ones named."""
+    path = Path(compare)
+    path = path / "findings.json" if path.is_dir() else path
+    try:
+        other = {int(r["number"]): r for r in json.loads(path.read_text())}
+    except (OSError, ValueError, KeyError, TypeError) as error:
+        raise ResultsError(f"{path}: not a findings.json to compare with ({error})") from None
+    s = Section("comparison", f"Verdicts beside {path}")
+    rows, changed = [], []
+    for f in findings:
+        o = other.get(f.number, {})
+        ov = o.get("verdict", "—")
+        if ov != f.verdict and (f.verdict in (SUPPORTED, REFUTED) or ov in (SUPPORTED, REFUTED)):
+            changed.append(f"{f.number} ({f.name}: {ov} there, {f.verdict} here)")
+        rows.append([str(f.number), f.name, f.verdict, ov, _f(f.effect), _f(o.get("effect"))])
+    s.items.append(Table(["#", "finding", "verdict here", "verdict there", "effect here", "effect there"], rows,
+                         name="comparison"))
+    s.items.append(Para("Conclusive verdicts that differ: " + "; ".join(changed) + "." if changed else
+                        "Every finding that either report calls conclusive has the same verdict in both.",
+                        "warn" if changed else ""))
+    return s
 
 
 def _pretraining_section(runs: dict, reference: str | None, figdir: Path, figs: dict) -> Section:
