@@ -22,8 +22,9 @@ def test_gain_is_the_share_of_the_way_from_chance_to_perfect():
     assert S.gains(0.05, 0.1, 1.0) < 0
     assert math.isnan(float(S.gains(0.5, 1.0, 1.0)))
     assert S.gain_se(0.02, 0.6, 0.0) == pytest.approx(0.02 / 0.6)
-    assert S.above_chance([0.1, 0.03, -0.2, np.nan, 0.01], [0.02, 0.02, 0.02, 0.02, np.nan]).tolist() == [
-        True, False, False, False, True]
+    assert S.above_chance([0.1, 0.03, -0.2, np.nan, 0.02, 0.005], [0.02, 0.02, 0.02, 0.02, np.nan, 0.0001]).tolist() \
+        == [True, False, False, False, True, False]  # the last: significant, but below the 0.01 floor
+    assert S.family_gate(1) == 2.0 and 2.8 < S.family_gate(11) < 2.9
 
 
 def test_interval_is_a_t_interval_for_a_mean_of_units():
