@@ -188,3 +188,26 @@ def test_random_encoder_with_path_rejected(tree):
     spec = load_spec(path, task_lookup=lookup)
     r = resolve_encoder(spec.encoder("Random"))
     assert r.loader_spec == "random:resnet50" and r.meta["random"] and r.sha256 is None
+
+
+def test_a_pretrain_run_directory_gives_its_nested_config_as_metadata(tmp_path):
+    """Regression: ``contrasting pretrain`` writes config.yaml with ``method`` as a mapping and the corpus and
+    epochs under ``data.`` / ``train.``; they were read flat (the method became a dict)."""
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "backbone.pt").write_bytes(b"weights")
+    (run / "config.yaml").write_text("method: {name: mocov2, queue_size: 512}\n"
+                                     "backbone: {name: resnet18, width: 16}\n"
+                                     "data: {corpus: /data/shapes, image_size: 32}\n"
+                                     "train: {epochs: 20, batch_size: 128}\n")
+    ckpt, meta = find_run_checkpoint(run)
+    assert ckpt.name == "backbone.pt"
+    assert meta == {"method": "mocov2", "corpus": "/data/shapes", "epochs": 20, "arch": "resnet18"}
+
+
+def test_encoder_versions_are_recorded():
+    """Regression: results recorded "contrasting-encoders ?" (the package had no __version__)."""
+    import contrasting.encoders
+    from contrasting.eval._adapters import encoder_version
+
+    assert "?" not in encoder_version() and contrasting.encoders.__version__ in encoder_version()

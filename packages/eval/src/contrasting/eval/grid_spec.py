@@ -564,9 +564,26 @@ def find_run_checkpoint(run_dir: str | os.PathLike) -> tuple[Path, dict]:
             except (ValueError, yaml.YAMLError):
                 continue
             if isinstance(data, Mapping):
-                meta = {k: data[k] for k in ("method", "corpus", "corpus_size", "epochs", "arch") if k in data}
+                meta = run_metadata(data)
                 break
     return found, meta
+
+
+def run_metadata(config: Mapping) -> dict:
+    """The analysis metadata in a run's config: ``contrasting pretrain``'s nested layout (``method.name``,
+    ``data.corpus``, ``train.epochs``, ``backbone.name``) or flat keys (``method``, ``corpus``, ``corpus_size``,
+    ``epochs``, ``arch``); keys that are absent are left out."""
+    def section(name: str, key: str):
+        value = config.get(name)
+        return value.get(key) if isinstance(value, Mapping) else None
+
+    method = config.get("method")
+    out = {"method": method.get("name") if isinstance(method, Mapping) else method,
+           "corpus": section("data", "corpus") or config.get("corpus"),
+           "corpus_size": config.get("corpus_size"),
+           "epochs": section("train", "epochs") if isinstance(config.get("train"), Mapping) else config.get("epochs"),
+           "arch": section("backbone", "name") or config.get("arch")}
+    return {k: v for k, v in out.items() if v is not None}
 
 
 RunResolver = Callable[[str], tuple[Path, dict]]
