@@ -143,7 +143,7 @@ CPU_QUICK = [
     ("simclr", dict(size=128)),
     ("swav", dict(global_size=128, local_size=64)),
 ]
-ids = lambda c: f"{c[0]}-" + "-".join(str(v) for v in c[1].values())  # noqa: E731
+ids = lambda c: f"{c[0]}-" + "-".join(str(v) for v in c[1].values())
 
 
 # DALI's photometric implementation × hue model: the default CPU executor (Numba, exact), batched torch ops

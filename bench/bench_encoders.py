@@ -3,11 +3,11 @@
 Run: ``pytest bench/bench_encoders.py --benchmark-only`` (``-k quick`` for the CPU quick config, ``-m gpu`` for
 ResNet-50 at 224 px in bf16); ``python -m bench.bench_encoders runs/bench-*.json`` prints the overhead table.
 
-One benchmark per method. The timed function is one optimizer step through the engine, exactly as
-``contrasting.encoders.trainer`` takes it (schedule → ``before_step`` → ``engine(views)`` → NaN check →
-``engine.backward`` → ``engine.step``). Before each timed round, ``setup`` takes one step of the plain loop
-(the reference: the same method module copied, its own optimizer of the same kind, ``loss.backward()``,
-``optimizer.step()``, the same NaN check; ``torch.autocast`` for bf16) and times it itself, so both
+One benchmark per method. The timed function is one optimizer step through the engine:
+``contrasting.encoders.trainer.train_step``, the step ``pretrain`` takes (schedule → ``before_step`` →
+``engine(views)`` → NaN check → ``engine.backward`` → ``engine.step``). Before each timed round, ``setup`` takes
+one step of the plain loop (the reference: the same method module copied, its own optimizer of the same kind,
+``loss.backward()``, ``optimizer.step()``, the same NaN check; ``torch.autocast`` for bf16) and times it itself, so both
 implementations alternate round by round on the same machine state. Both start from identical weights
 and read the same pre-built batches (no data loading in the loop).
 
@@ -49,16 +49,11 @@ def _config(method: str, size: dict):
 
 def make_pair(method: str, device: str, size: dict):
     """(engine_step, plain_step): one optimizer step each, synchronised, on identical copies of one model."""
-    from contrasting.encoders.distributed import setup_distributed  # noqa: PLC0415 - imports DeepSpeed
-    from contrasting.encoders.trainer import (  # noqa: PLC0415
-        deepspeed_config,
-        global_loss,
-        set_param_everywhere,
-        skip_single_rank_allreduce,
-    )
+    from contrasting.encoders.distributed import setup_distributed  # imports DeepSpeed
+    from contrasting.encoders.trainer import deepspeed_config, skip_single_rank_allreduce, train_step
 
     info = setup_distributed()
-    import deepspeed  # noqa: PLC0415
+    import deepspeed
 
     config = _config(method, size)
     torch.manual_seed(0)
@@ -86,15 +81,7 @@ def make_pair(method: str, device: str, size: dict):
 
     def engine_step():
         s = state["engine"]
-        views, labels = batches[s % len(batches)]
-        online.step = s
-        apply_schedule(ds_opt.param_groups, schedule, s)
-        online.before_step(set_param_everywhere)
-        loss = engine(views, labels)
-        if not math.isfinite(global_loss(loss, info)):
-            raise RuntimeError("non-finite loss in the benchmark")
-        engine.backward(loss)
-        engine.step()
+        train_step(engine, online, ds_opt, schedule, s, iter([batches[s % len(batches)]]), info)
         sync(device)
         state["engine"] += 1
 

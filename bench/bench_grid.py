@@ -3,9 +3,9 @@ per cell), from an empty store to a finished grid.
 
 Run: ``pytest bench/bench_grid.py --benchmark-only`` (every case is quick: ``-k quick`` selects them all).
 
-* ``synthetic``: 24 cells (3 encoders × the 8 built-in tasks) of ``runner.synthetic_cell``, which fits a numpy
-  ridge probe on 2000 × 256 synthetic features (≈ 0.1 s of CPU): the runner's own cost per cell shows as the gap
-  between ``cells_per_min`` and ``ideal_cells_per_min`` = workers · 60 / (mean executor seconds per cell).
+* ``synthetic``: 24 cells (3 encoders × the 8 built-in tasks) of ``bench.grid_executors.synthetic_cell``, which
+  fits a numpy ridge probe on 2000 × 256 synthetic features (≈ 0.1 s of CPU): the runner's own cost per cell shows
+  as the gap between ``cells_per_min`` and ``ideal_cells_per_min`` = workers · 60 / (mean executor seconds per cell).
   Worker start-up (a Python process importing contrasting.eval) is included, as in a real run.
 * ``real_cell``: one built-in cell through contrasting.eval's ``run_cell`` (random ResNet-18 × shapes-shape, one
   epoch); skipped, with the cell's error, when the shapes world cannot be built or read here, and in the
@@ -23,8 +23,9 @@ import pytest
 import torch
 
 from bench.harness import record
+from contrasting.eval.cells import error_summary
 from contrasting.eval.grid_spec import load_spec
-from contrasting.eval.runner import error_summary, run_grid
+from contrasting.eval.pool import run_grid
 from contrasting.eval.store import ResultStore
 
 BUILTIN = ["shapes-shape", "shapes-texture", "shapes-digit", "shapes-count", "shapes-camera-shift",
@@ -62,7 +63,7 @@ def bench_grid_quick_synthetic(benchmark):
     encoders = [{"name": "Random", "kind": "random"}, {"name": "Supervised", "kind": "supervised"},
                 {"name": "Supervised18", "kind": "supervised", "arch": "resnet18", "method": "simclr"}]
     state = _run_once(benchmark, lambda f: grid_spec(f, encoders=encoders, tasks=BUILTIN, hparams={}, workers=workers,
-                                                     executor="contrasting.eval.runner:synthetic_cell"), rounds=2)
+                                                     executor="bench.grid_executors:synthetic_cell"), rounds=2)
     summary = state["summary"]
     assert summary.complete, summary.failures
     with ResultStore(state["spec"].store_path) as store:

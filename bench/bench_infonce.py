@@ -15,7 +15,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from bench.harness import peak_mb, record, select_impl, sync
+from bench.harness import peak_mb, record, select_impl, sync, time_step
 from contrasting.losses import (
     clip_loss,
     clip_loss_reference,
@@ -67,10 +67,7 @@ def flops(entry: str, n: int, d: int, k: int) -> float:
 
 
 def _run(benchmark, device, dtype, impl, rounds, **size):
-    step = make_step(device, dtype, impl=impl, **size)
-    step()  # warm-up (and compilation for torch.compile / Triton)
-    benchmark.pedantic(step, rounds=rounds, warmup_rounds=1 if device == "cuda" else 0, iterations=1)
-    if benchmark.disabled:
+    if not time_step(benchmark, make_step(device, dtype, impl=impl, **size), device, rounds):
         return
     mem = peak_mb(CASE, device, dtype, impl=impl, **size)
     rows = 2 * size["n"] if size["entry"] == "nt_xent" else size["n"]

@@ -33,7 +33,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from bench.harness import peak_mb, record, select_impl, sync
+from bench.harness import peak_mb, record, select_impl, sync, time_step
 from contrasting.losses.sinkhorn import sinkhorn
 from contrasting.losses.sinkhorn_reference import sinkhorn_reference, swav_loss_reference
 from contrasting.losses.swav import swav_loss
@@ -85,10 +85,7 @@ def byte_models(op: str, dtype: torch.dtype, b: int, k: int, views: int = 1) -> 
 
 
 def _run(benchmark, device, dtype, impl, rounds, **size):
-    step = make_step(device, dtype, impl=impl, **size)
-    step()  # warm-up (and compilation for torch.compile / Triton)
-    benchmark.pedantic(step, rounds=rounds, warmup_rounds=1 if device == "cuda" else 0, iterations=1)
-    if benchmark.disabled:
+    if not time_step(benchmark, make_step(device, dtype, impl=impl, **size), device, rounds):
         return
     mem = peak_mb(CASE, device, dtype, impl=impl, **size)
     seconds = benchmark.stats.stats.median

@@ -40,7 +40,7 @@ def device_name(device: str) -> str:
 
 def environment(device: str) -> dict:
     """Versions and machine, stored with every benchmark row."""
-    import triton  # noqa: PLC0415 - optional on CPU-only installs
+    import triton  # optional on CPU-only installs
 
     return {
         "device": device_name(device),
@@ -114,6 +114,14 @@ def _status_kib(field: str) -> int:
         if line.startswith(field + ":"):
             return int(line.split()[1])
     raise RuntimeError(f"{field} not in /proc/self/status: CPU peak memory needs Linux")
+
+
+def time_step(benchmark, step, device: str, rounds: int) -> bool:
+    """Warm ``step`` up once (compilation for torch.compile / Triton), then time ``rounds`` calls of it (one warm-up
+    round on a GPU). Returns False when benchmarks are disabled (nothing to record)."""
+    step()
+    benchmark.pedantic(step, rounds=rounds, warmup_rounds=1 if device == "cuda" else 0, iterations=1)
+    return not benchmark.disabled
 
 
 def record(benchmark, *, device: str, dtype: torch.dtype, work: float, work_unit: str, flops: float | None,

@@ -32,7 +32,7 @@ def _worker(rank, world_size, port, fn, args, queue):
         buffer = io.BytesIO()
         torch.save(fn(rank, world_size, *args), buffer)  # bytes, not shared-memory tensors that die with us
         queue.put((rank, "ok", buffer.getvalue()))
-    except BaseException:  # noqa: BLE001 - forwarded to the parent with its traceback
+    except BaseException:  # forwarded to the parent with its traceback
         queue.put((rank, "error", traceback.format_exc()))
     finally:
         if dist.is_initialized():

@@ -53,12 +53,12 @@ def max_normalised_diff(a, b) -> tuple[float, float]:
 def decode_dali(paths, device: str = "gpu", fancy_upsampling: bool = True) -> list[np.ndarray]:
     """HWC uint8 RGB arrays of the image files ``paths`` decoded by DALI in one batch, with the pipeline's own
     decoder arguments (``decoder_kwargs``): ``device`` "gpu" (needs CUDA) or "cpu"."""
-    import nvidia.dali.fn as fn  # noqa: PLC0415 - DALI only where a decoder test runs
-    import nvidia.dali.types as types  # noqa: PLC0415
-    import torch  # noqa: PLC0415
-    from nvidia.dali import pipeline_def  # noqa: PLC0415
+    import nvidia.dali.fn as fn  # DALI only where a decoder test runs
+    import nvidia.dali.types as types
+    import torch
+    from nvidia.dali import pipeline_def
 
-    from contrasting.data.dali_backend import decoder_kwargs  # noqa: PLC0415
+    from contrasting.data.dali_backend import decoder_kwargs
 
     encoded = [np.fromfile(p, dtype=np.uint8) for p in paths]
     gpu = device == "gpu"
@@ -77,6 +77,6 @@ def decode_dali(paths, device: str = "gpu", fancy_upsampling: bool = True) -> li
 
 def decode_reference(path) -> np.ndarray:
     """HWC uint8 RGB of an image file as the torchvision executor decodes it (``torchvision_backend.decode``)."""
-    from contrasting.data.torchvision_backend import decode  # noqa: PLC0415
+    from contrasting.data.torchvision_backend import decode
 
     return decode(str(path)).permute(1, 2, 0).numpy()

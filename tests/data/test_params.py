@@ -46,7 +46,7 @@ def test_random_resized_crop_matches_torchvision(hw, scale, ratio):
         p = stats.ks_2samp(f(ours), f(ref)).pvalue
         assert p > P_MIN, f"{name}: KS p={p:.2e} for {hw} {scale}"
     # the fallback window (whole image, aspect clamped) appears equally often
-    fallback = lambda c: np.mean(c[:, 3] * c[:, 2] == (c[:, 3].max() * c[:, 2].max()))  # noqa: E731
+    fallback = lambda c: np.mean(c[:, 3] * c[:, 2] == (c[:, 3].max() * c[:, 2].max()))
     assert abs(fallback(ours) - fallback(ref)) < 0.03
 
 

@@ -13,7 +13,7 @@ from contrasting.encoders.data import TensorViews, default_views
 IMAGE_SIZE = 32
 BATCH = 8
 WIDTH = 8
-TRAINED_METHODS = ("simclr", "mocov1", "mocov2", "swav", "supervised")
+TRAINED_METHODS = ("simclr", "mocov1", "mocov2", "swav", "byol", "supervised")
 """Every registered method except ``random`` (not trainable): the one place exclusions are listed."""
 
 METHOD_OPTIONS = {
@@ -21,6 +21,7 @@ METHOD_OPTIONS = {
     "mocov1": {"queue_size": 32},
     "mocov2": {"queue_size": 32},
     "swav": {"prototypes": 16, "freeze_prototypes_steps": 2, "queue_length": 16},
+    "byol": {"projection_hidden": 32, "prediction_hidden": 32, "projection_dim": 16},
     "supervised": {"num_classes": 4},
     "random": {},
 }
@@ -64,7 +65,7 @@ def tiny_config(method: str, output_dir, method_options: dict | None = None, opt
 
 def read_log(run_dir) -> list[dict]:
     """The events of a run's log.jsonl."""
-    import json  # noqa: PLC0415
+    import json
 
     path = run_dir / "log.jsonl"
     if not path.exists():

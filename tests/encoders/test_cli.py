@@ -43,7 +43,8 @@ def test_print_config_applies_overrides(capsys):
 
 
 @pytest.mark.parametrize(("args", "message"), [
-    (["--method", "byol"], "unknown method 'byol'; valid methods: mocov1, mocov2, random, simclr, supervised, swav"),
+    (["--method", "pirl"],
+     "unknown method 'pirl'; valid methods: byol, mocov1, mocov2, random, simclr, supervised, swav"),
     (["--backbone", "vit"], "unknown backbone 'vit'; valid backbones: resnet18, resnet50"),
     (["--corpus", "imagenet-nowhere"], "unknown corpus 'imagenet-nowhere'; valid corpora: <file list>"),
     (["train.epoch=1"], "unknown train field 'epoch'"),
@@ -80,7 +81,7 @@ def test_export_converts_a_published_layout(tmp_path, capsys):
 
 def test_image_folder_corpus_through_contrasting_data(tmp_path):
     pytest.importorskip("contrasting.data")
-    from PIL import Image  # noqa: PLC0415
+    from PIL import Image
 
     rng = np.random.default_rng(0)
     for c in ("a", "b"):

@@ -158,8 +158,8 @@ def test_bad_views_are_named():
 
 
 def test_unknown_method_and_option_list_the_valid_ones():
-    with pytest.raises(UnknownNameError, match=r"unknown method 'byol'; valid methods: mocov1, mocov2, random, "
+    with pytest.raises(UnknownNameError, match=r"unknown method 'pirl'; valid methods: byol, mocov1, mocov2, random, "
                                                r"simclr, supervised, swav"):
-        build_method("byol", tiny_backbone())
+        build_method("pirl", tiny_backbone())
     with pytest.raises(UnknownNameError, match=r"'queue'.*queue_size"):
         build_method("mocov2", tiny_backbone(), {"queue": 10})

@@ -79,7 +79,7 @@ def test_another_optimizer_drops_the_paper_optimizer_settings():
 def test_layers_and_overrides(tmp_path):
     path = tmp_path / "cfg.yaml"
     path.write_text("method: {name: mocov2, queue_size: 4096}\ntrain: {epochs: 5}\noptim: {lr: 1e-2}\n")
-    from contrasting.encoders import load_yaml  # noqa: PLC0415
+    from contrasting.encoders import load_yaml
 
     config = resolve_config(load_yaml(path), parse_override("train.epochs=7"),
                             parse_override("deepspeed.zero_optimization.stage=2"), parse_override("optim.lr=1e-4"))
@@ -91,7 +91,7 @@ def test_layers_and_overrides(tmp_path):
 
 @pytest.mark.parametrize(("layer", "message"), [
     ({"methd": {}}, r"unknown config section 'methd'; valid config sections: backbone, data, deepspeed"),
-    ({"method": {"name": "moco"}}, r"unknown method 'moco'; valid methods: mocov1, mocov2"),
+    ({"method": {"name": "moco"}}, r"unknown method 'moco'; valid methods: byol, mocov1, mocov2"),
     ({"train": {"epoch": 3}}, r"unknown train field 'epoch'; valid train fields: batch_size"),
     ({"method": {"name": "simclr", "temp": 0.1}}, r"unknown simclr config field 'temp'.*temperature"),
     ({"train": {"precision": "fp8"}}, r"unknown precision 'fp8'; valid precisions: auto, bf16, fp16, fp32"),

@@ -11,6 +11,7 @@ from types import SimpleNamespace
 
 import pytest
 
+from contrasting.encoders.methods import methods_with_role
 from contrasting.eval import demo
 from contrasting.eval.grid_spec import load_spec
 from contrasting.eval.tasks import get_task, list_tasks
@@ -31,7 +32,7 @@ def test_presets_are_consistent(name):
     tasks = demo.eval_tasks(p)
     assert p.reference_task in tasks and get_task(p.reference_task).group == "image"
     assert set(p.corpora) <= set(builtin.list_corpora()) and p.supervised_corpus in builtin.list_corpora()
-    assert set(p.methods) <= set(demo.SSL_METHODS)
+    assert set(p.methods) <= set(methods_with_role("ssl"))
     config = demo.world_config(p)
     assert set(config.tasks) == {demo.world_task(t) for t in tasks}
     assert p.supervised_corpus in config.corpora

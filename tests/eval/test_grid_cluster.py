@@ -12,9 +12,9 @@ from pathlib import Path
 import pytest
 
 from contrasting.eval import cluster
+from contrasting.eval.cells import prepare_grid
 from contrasting.eval.cluster import ingest_results, read_result_file, run_grid_cluster, write_result_file
 from contrasting.eval.grid_spec import TaskInfo, load_spec
-from contrasting.eval.runner import prepare_grid
 from contrasting.eval.store import ResultStore
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -15,8 +15,10 @@ from pathlib import Path
 
 import pytest
 
+from contrasting.eval.cells import RunnerError, error_summary, prepare_grid
+from contrasting.eval.grid_cli import grid_main
 from contrasting.eval.grid_spec import TaskInfo, load_spec
-from contrasting.eval.runner import RunnerError, error_summary, grid_main, prepare_grid, run_grid
+from contrasting.eval.pool import run_grid
 from contrasting.eval.store import ResultStore, StoreFullError
 
 FAULT_TASKS = ("ok", "raise", "exit", "sigkill", "hang", "ok2")

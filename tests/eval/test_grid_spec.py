@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import textwrap
+from pathlib import Path
 
 import pytest
+import yaml
 
+from contrasting.eval.cells import build_cells, cell_key
 from contrasting.eval.grid_spec import (
     GridSpec,
     SpecError,
@@ -16,10 +19,10 @@ from contrasting.eval.grid_spec import (
     load_spec,
     parse_override,
     resolve_encoder,
+    spec_from_dict,
     spec_hash,
     validate_spec,
 )
-from contrasting.eval.runner import build_cells, cell_key
 
 TASKS = {
     "cls": TaskInfo("cls", "image", "semantic", "top1", True, 1),
@@ -211,3 +214,12 @@ def test_encoder_versions_are_recorded():
     from contrasting.eval._adapters import encoder_version
 
     assert "?" not in encoder_version() and contrasting.encoders.__version__ in encoder_version()
+
+
+def test_the_eval_readme_spec_example_parses():
+    readme = (Path(__file__).resolve().parents[2] / "packages" / "eval" / "README.md").read_text()
+    block = readme.split("```yaml\n", 1)[1].split("```", 1)[0]
+    spec = spec_from_dict(yaml.safe_load(block), base_dir="/data")
+    assert [e.kind for e in spec.encoders] == ["run", "checkpoint", "supervised", "random"]
+    assert [t.name for t in spec.tasks] == ["imagenet", "pets", "nyu-depth"] and spec.seeds == (0, 1)
+    assert spec.store == "/data/results/study.sqlite" and spec.analysis.reference_task == "imagenet"

@@ -17,8 +17,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from contrasting.eval.cli import report_command
 from contrasting.eval.metric_stats import encode_samples
-from contrasting.eval.report import MAIN_FIGURE, build_report, report_main
+from contrasting.eval.report import MAIN_FIGURE, build_report
 from contrasting.eval.store import CellRecord, ResultStore, RunnerId
 
 TASKS = {"shapes-shape": ("image", "semantic", "top1", True), "shapes-texture": ("image", "semantic", "top1", True),
@@ -176,16 +177,16 @@ def test_chance_cells_are_marked_and_a_grid_without_signal_tests_nothing(tmp_pat
 
 def test_report_command(tmp_path, capsys):
     store = fill_store(tmp_path / "g.sqlite", seeds=(0,), failed=0)
-    assert report_main([str(store), "--bootstrap", "20"]) == 0
+    assert report_command([str(store), "--bootstrap", "20"]) == 0
     out = capsys.readouterr().out
     assert "finding 1 (supervised-domain-specific):" in out and "finding 6 (unbalanced-as-good):" in out
     csv_path = tmp_path / "g-report" / "results.csv"
-    assert report_main([str(csv_path), "--out", str(tmp_path / "from-csv"), "--bootstrap", "20"]) == 0
+    assert report_command([str(csv_path), "--out", str(tmp_path / "from-csv"), "--bootstrap", "20"]) == 0
     assert (tmp_path / "from-csv" / "findings.json").is_file()
     capsys.readouterr()
     for bad in ([str(tmp_path / "missing.sqlite")], [str(tmp_path)], [str(csv_path), "--bootstrap", "-1"],
                 [str(csv_path), "--out", str(csv_path)]):
-        assert report_main(bad) == 2, bad
+        assert report_command(bad) == 2, bad
         err = capsys.readouterr().err.strip()
         assert err.startswith("contrasting report: error:") and "\n" not in err, err
 

@@ -10,13 +10,17 @@ import time
 
 import pytest
 
+from contrasting.eval.cli import report_command
+from contrasting.eval.grid_cli import grid_main
 from contrasting.eval.store import (
     SCHEMA_VERSION,
     CellRecord,
     ResultStore,
     RunnerId,
+    StoreCorruptError,
     StoreFullError,
     StoreVersionError,
+    repair_store,
 )
 
 
@@ -173,3 +177,64 @@ def test_ingest_is_exactly_once(store):
 def test_hash_cache_roundtrip(store):
     store.save_hash_cache({("/a.pt", 10, 123): "f" * 64})
     assert store.hash_cache() == {("/a.pt", 10, 123): "f" * 64}
+
+
+def _damaged_store(tmp_path, n: int = 400):
+    """A store with ``n`` cells, one page of whose table is overwritten with garbage, as by a torn disk write."""
+    path = tmp_path / "damaged.sqlite"
+    with ResultStore(path) as s:
+        s.register("h1", "g", "{}", records(n))
+    size = path.stat().st_size
+    page = 4096
+    assert size > 12 * page
+    data = path.read_bytes()
+    leaf = data.index(b'"key": "k150"') // page  # a page of the cells table itself (the request JSON is there only)
+    with open(path, "r+b") as f:
+        f.seek(leaf * page)
+        f.write(bytes(range(256)) * (page // 256))
+    return path
+
+
+def test_a_damaged_store_is_refused_and_nothing_is_written(tmp_path):
+    path = _damaged_store(tmp_path)
+    before = path.read_bytes()
+    with pytest.raises(StoreCorruptError, match=r"damaged.sqlite: the results store is damaged .*contrasting grid "
+                                                r"repair"):
+        ResultStore(path)
+    with pytest.raises(StoreCorruptError) as error:
+        ResultStore(path)
+    assert "\n" not in str(error.value)
+    assert path.read_bytes() == before
+    assert not (tmp_path / "damaged.sqlite-wal").exists() or (tmp_path / "damaged.sqlite-wal").stat().st_size == 0
+
+
+def test_repair_salvages_the_intact_rows_into_a_new_store(tmp_path, capsys):
+    path = _damaged_store(tmp_path)
+    out = tmp_path / "repaired.sqlite"
+    assert grid_main(["repair", str(path), "--out", str(out)]) == 0
+    line = capsys.readouterr().out.strip()
+    assert line.startswith(f"repaired {path} into {out}:") and "lost" in line
+    with ResultStore(out) as s:
+        assert s.integrity_check() == "ok"
+        kept = s._db.execute("SELECT count(*) FROM cells").fetchone()[0]
+    assert 0 < kept < 400  # the rows on the overwritten pages are gone, the others kept
+    assert grid_main(["repair", str(path), "--out", str(out)]) == 2  # never over an existing file
+    assert "exists" in capsys.readouterr().err
+
+
+def test_a_sound_store_repairs_to_an_equal_one(tmp_path):
+    path = tmp_path / "sound.sqlite"
+    with ResultStore(path) as s:
+        s.register("h1", "g", "{}", records(20))
+    report = repair_store(path, tmp_path / "copy.sqlite")
+    assert report["cells"] == (20, 0) and report["spec_cells"] == (20, 0)
+
+
+def test_every_command_refuses_a_damaged_store_in_one_line(tmp_path, capsys):
+    path = _damaged_store(tmp_path)
+    before = path.read_bytes()
+    for run in (lambda: grid_main(["status", str(path)]), lambda: report_command([str(path)])):
+        assert run() == 2
+        err = capsys.readouterr().err.strip()
+        assert "the results store is damaged" in err and "\n" not in err, err
+    assert path.read_bytes() == before

@@ -8,8 +8,8 @@ error of ~6e-8, so an entry is off by ~6e-8·|a| relatively; the inputs here kee
     float64 (torch)  |ΔQ| ≤ 1e-10        float32, float16 inputs  |ΔQ| ≤ 3e-5 + 1e-4·Q
     bfloat16 (GPU)   as float32, against the reference on the same bf16-rounded scores
 
-Small shapes exercise several blocks: the ``small_blocks`` fixture shrinks every Triton tile to 4×8 and
-the column pass to a few programs, so rows, columns and row splits all have ragged ends.
+Small shapes exercise several blocks: the ``sinkhorn_small_blocks`` fixture (conftest) shrinks every Triton tile
+to 4×8 and the column pass to a few programs, so rows, columns and row splits all have ragged ends.
 """
 
 from __future__ import annotations
@@ -27,16 +27,6 @@ HAS_CUDA = torch.cuda.is_available()
 DEVICE = "cuda" if HAS_CUDA else "cpu"
 HYPO = settings(max_examples=10, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 ODD_SHAPES = [(1, 1), (1, 7), (7, 1), (3, 29), (29, 3), (17, 17)]
-
-
-@pytest.fixture
-def small_blocks(monkeypatch):
-    """4×8 tiles and ≤ 6 column-pass programs: small shapes span several blocks and loop inside a split."""
-    def tiny(dtype, kernel):
-        return sinkhorn_triton.KernelConfig(4, 8, 1, 1)
-
-    monkeypatch.setattr(sinkhorn_triton, "select_config", tiny)
-    monkeypatch.setattr(sinkhorn_triton, "TARGET_PROGRAMS", 6)
 
 
 def make_scores(b, k, *, seed=0, spread=1.0, dtype=torch.float64, device="cpu"):
@@ -113,14 +103,14 @@ def test_torch_log_domain_matches_reference(b, k, seed, eps, its, spread_eps, dt
 @given(b=st.integers(1, 37), k=st.integers(1, 37), seed=st.integers(0, 2**31 - 1),
        eps=st.sampled_from([0.01, 0.05, 1.0]), its=st.integers(1, 3), spread_eps=st.floats(0.0, 100.0),
        dtype=st.sampled_from([torch.float32, torch.float16]))
-def test_triton_matches_reference(small_blocks, b, k, seed, eps, its, spread_eps, dtype):
+def test_triton_matches_reference(sinkhorn_small_blocks, b, k, seed, eps, its, spread_eps, dtype):
     s = make_scores(b, k, seed=seed, spread=spread_eps * eps, dtype=dtype)
     close(run(s, "triton", epsilon=eps, iterations=its), expected(s, epsilon=eps, iterations=its), dtype)
 
 
 @pytest.mark.parametrize("backend", ["torch", "triton"])
 @pytest.mark.parametrize("b,k", ODD_SHAPES)
-def test_odd_shapes(backend, b, k, small_blocks):
+def test_odd_shapes(backend, b, k, sinkhorn_small_blocks):
     s = make_scores(b, k, seed=b * 100 + k, spread=0.5, dtype=torch.float32)
     q = run(s, backend)
     assert q.shape == (b, k)

@@ -19,7 +19,6 @@ import torch
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from contrasting.losses import sinkhorn_triton
 from contrasting.losses.sinkhorn_reference import swav_loss_reference
 from contrasting.losses.swav import SwAVLoss, swav_loss
 
@@ -27,16 +26,6 @@ HAS_CUDA = torch.cuda.is_available()
 DEVICE = "cuda" if HAS_CUDA else "cpu"
 HYPO = settings(max_examples=8, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 UPSTREAM = 0.7
-
-
-@pytest.fixture
-def small_blocks(monkeypatch):
-    """4×8 tiles: small shapes span several row and prototype blocks in every kernel."""
-    def tiny(dtype, kernel):
-        return sinkhorn_triton.KernelConfig(4, 8, 1, 1)
-
-    monkeypatch.setattr(sinkhorn_triton, "select_config", tiny)
-    monkeypatch.setattr(sinkhorn_triton, "TARGET_PROGRAMS", 6)
 
 
 def make_views(n_views, b, k, *, seed=0, spread=1.0, dtype=torch.float64):
@@ -114,7 +103,7 @@ def test_torch_matches_reference(p, dtype):
 
 @HYPO
 @given(p=problems(max_b=9, max_k=11), dtype=st.sampled_from([torch.float32, torch.float16]))
-def test_triton_matches_reference(small_blocks, p, dtype):
+def test_triton_matches_reference(sinkhorn_small_blocks, p, dtype):
     _run_problem(p, "triton", dtype)
 
 

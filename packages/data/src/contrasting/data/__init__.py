@@ -4,48 +4,23 @@ Recipes (``recipes``) are typed data, loadable from YAML, registered by name; ``
 a source (``sources``) with the DALI executor (``dali_backend``, imported only when used) or the torchvision
 reference (``torchvision_backend``); both take their random parameters from ``params`` and their epoch plan
 from ``plan``, so they agree batch by batch. ``corpora`` knows the on-disk layouts of the pre-training
-corpora and writes reproducible subsets as file lists.
+corpora and writes reproducible subsets as file lists. Names are imported on first use (``lazy``): importing this
+package, or a light module of it, imports no torch.
 """
 
-from .loader import Batch, TorchvisionLoader, ViewLoader, make_loader, resolve_backend
-from .params import ViewParams, sample_batch, sample_view
-from .plan import EpochReport, plan_epoch
-from .recipes import (
-    IMAGENET_MEAN,
-    IMAGENET_STD,
-    ColorJitter,
-    GaussianBlur,
-    Grayscale,
-    HorizontalFlip,
-    Recipe,
-    Solarize,
-    View,
-    dump_recipe,
-    get_recipe,
-    list_recipes,
-    load_recipe,
-    register_recipe,
-)
-from .sources import (
-    ArraySource,
-    Catalog,
-    FileListSource,
-    ImageFolderSource,
-    PairListSource,
-    UnreadableImageError,
-    scan_source,
-    write_file_list,
-    write_pair_list,
-)
-from .torchvision_backend import torchvision_transforms
-from .workers import WorkerDiedError, worker_context
+from .lazy import lazy_exports
 
-__all__ = [
-    "make_loader", "resolve_backend", "ViewLoader", "TorchvisionLoader", "Batch", "EpochReport", "plan_epoch",
-    "Recipe", "View", "ColorJitter", "Grayscale", "GaussianBlur", "Solarize", "HorizontalFlip",
-    "IMAGENET_MEAN", "IMAGENET_STD", "get_recipe", "list_recipes", "register_recipe", "load_recipe", "dump_recipe",
-    "ViewParams", "sample_view", "sample_batch",
-    "ImageFolderSource", "FileListSource", "ArraySource", "PairListSource", "Catalog", "scan_source",
-    "write_file_list", "write_pair_list", "UnreadableImageError", "torchvision_transforms",
-    "worker_context", "WorkerDiedError",
-]
+_EXPORTS = {
+    "Batch": "loader", "TorchvisionLoader": "loader", "ViewLoader": "loader", "make_loader": "loader",
+    "resolve_backend": "loader", "ViewParams": "params", "sample_batch": "params", "sample_view": "params",
+    "EpochReport": "plan", "plan_epoch": "plan", "IMAGENET_MEAN": "recipes", "IMAGENET_STD": "recipes",
+    "ColorJitter": "recipes", "GaussianBlur": "recipes", "Grayscale": "recipes", "HorizontalFlip": "recipes",
+    "Recipe": "recipes", "Solarize": "recipes", "View": "recipes", "dump_recipe": "recipes", "get_recipe": "recipes",
+    "list_recipes": "recipes", "load_recipe": "recipes", "register_recipe": "recipes", "ArraySource": "sources",
+    "Catalog": "sources", "FileListSource": "sources", "ImageFolderSource": "sources", "PairListSource": "sources",
+    "UnreadableImageError": "sources", "scan_source": "sources", "write_file_list": "sources",
+    "write_pair_list": "sources", "torchvision_transforms": "torchvision_backend", "WorkerDiedError": "workers",
+    "worker_context": "workers",
+}
+
+__getattr__, __dir__, __all__ = lazy_exports(__name__, _EXPORTS, "contrasting-data")

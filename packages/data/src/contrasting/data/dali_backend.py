@@ -53,10 +53,10 @@ from nvidia.dali.pipeline import do_not_convert
 from nvidia.dali.tensors import TensorListGPU
 
 from . import torch_photometric
-from .loader import Batch, ViewLoader
 from .params import ViewParams, gaussian_kernel1d
 from .recipes import ColorJitter, GaussianBlur, Grayscale, HorizontalFlip, Recipe, Solarize, View
 from .sources import read_encoded, read_target
+from .view_loader import Batch, ViewLoader
 
 LUMA = (0.2989, 0.587, 0.114)  # torchvision's rgb_to_grayscale weights
 TO_UINT8 = 255.999 / 255.0  # torchvision's float→uint8 scale (x·(255 + 1 − 1e-3)), in 0–255 units
@@ -269,9 +269,9 @@ def _op_plan(view: View, layout: ParamLayout, gpu: bool, hue: str) -> list:
 def _numba_operator():
     """The DALI operator that runs ``dali_numba.run`` per sample: built (and compiled by Numba) once per
     process and shared by every view of every pipeline; the view's program is its third input."""
-    from nvidia.dali.plugin.numba import NumbaFunction  # noqa: PLC0415 - CPU path only
+    from nvidia.dali.plugin.numba import NumbaFunction  # CPU path only
 
-    from . import dali_numba  # noqa: PLC0415 - compiles Numba code on first use
+    from . import dali_numba  # compiles Numba code on first use
 
     return NumbaFunction(run_fn=dali_numba.run, setup_fn=dali_numba.same_shape, device="cpu",
                          in_types=[types.UINT8, types.FLOAT, types.FLOAT], out_types=[types.UINT8],
@@ -281,7 +281,7 @@ def _numba_operator():
 def _numba_op(view: View, layout: ParamLayout) -> list:
     """The view's photometric ops as a one-entry plan: the shared Numba operator applied with the view's
     program (none without ops)."""
-    from . import dali_numba  # noqa: PLC0415
+    from . import dali_numba
 
     prog = dali_numba.program(view, layout.offsets)
     if not len(prog):
@@ -406,7 +406,7 @@ def _no_origin_tracing():
     (measured 2026-11-25, nvidia-dali-cuda130 2.4.0). Turned off while our graph is generated, through the
     private ``_utils.dali_trace.set_tracing``; remove when DALI makes tracing cheap or public to toggle."""
     try:
-        from nvidia.dali._utils import dali_trace  # noqa: PLC0415 - private, may disappear
+        from nvidia.dali._utils import dali_trace  # private, may disappear
     except ImportError:
         yield
         return
@@ -431,7 +431,7 @@ def _to_torch(tl, device: torch.device) -> torch.Tensor:
     ``device``."""
     if not isinstance(tl, TensorListGPU):
         return torch.from_numpy(np.array(tl.as_tensor()))
-    from nvidia.dali.plugin.pytorch import feed_ndarray, to_torch_type  # noqa: PLC0415 - GPU path only
+    from nvidia.dali.plugin.pytorch import feed_ndarray, to_torch_type  # GPU path only
 
     t = tl.as_tensor()
     out = torch.empty(t.shape(), dtype=to_torch_type[t.dtype], device=device)

@@ -7,7 +7,7 @@ Backbones (``build_backbone``: resnet18, resnet50; small-image stem; multi-scale
 importing this package imports neither torch nor DeepSpeed.
 """
 
-import importlib
+from contrasting.data.lazy import lazy_exports
 
 _EXPORTS = {
     "BACKBONES": "backbones", "FEATURES": "backbones", "ResNet": "backbones", "ResNetConfig": "backbones",
@@ -23,24 +23,4 @@ _EXPORTS = {
     "pretrain": "trainer", "NonFiniteLossError": "trainer", "PretrainResult": "trainer",
 }
 
-__all__ = sorted(_EXPORTS)
-
-
-def __getattr__(name: str):
-    if name == "__version__":  # the installed distribution's: pyproject.toml is the one owner of the number
-        from importlib import metadata  # noqa: PLC0415
-
-        try:
-            return metadata.version("contrasting-encoders")
-        except metadata.PackageNotFoundError:
-            return "0+unknown"
-    # Every name is imported on first use, so that the ``contrasting`` command line starts without torch.
-    if name not in _EXPORTS:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(importlib.import_module(f"{__name__}.{_EXPORTS[name]}"), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__():
-    return sorted(list(globals()) + __all__)
+__getattr__, __dir__, __all__ = lazy_exports(__name__, _EXPORTS, "contrasting-encoders")

@@ -33,6 +33,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from contrasting.data.atomic import atomic_write_bytes
+
 from .distributed import DistInfo, barrier
 
 LATEST = "latest"
@@ -96,18 +98,6 @@ def _fsync_dir(path: Path) -> None:
         os.fsync(fd)
     finally:
         os.close(fd)
-
-
-def atomic_write_bytes(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` so that a reader sees the old content or the new one, never a part."""
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    with open(tmp, "wb") as f:
-        f.write(data)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
-    _fsync_dir(path.parent)
 
 
 def _files_manifest(folder: Path) -> dict[str, int]:

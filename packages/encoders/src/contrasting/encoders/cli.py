@@ -32,33 +32,25 @@ import argparse
 import os
 import sys
 from collections.abc import Callable
-from dataclasses import dataclass
 from importlib.metadata import entry_points
+
+from .command import Command
 
 GROUP = "contrasting.commands"
 
 
-@dataclass(frozen=True)
-class Command:
-    """One subcommand: its one-line help, how it adds its arguments, and how it runs (returns the exit status)."""
-
-    help: str
-    configure: Callable[[argparse.ArgumentParser], None]
-    run: Callable[[argparse.Namespace], int]
-
-
 def usage_errors() -> tuple[type[BaseException], ...]:
     """Exception types reported as ``error: <message>`` with exit status 2 (the user can fix the input)."""
-    from .layouts import LayoutError  # noqa: PLC0415 - keeps ``contrasting --help`` light
-    from .registry import UnknownNameError  # noqa: PLC0415
+    from .layouts import LayoutError  # keeps ``contrasting --help`` light
+    from .registry import UnknownNameError
 
     return (UnknownNameError, LayoutError, FileNotFoundError, NotADirectoryError, ValueError)
 
 
 def fault_errors() -> tuple[type[BaseException], ...]:
     """Exception types reported as ``error: <message>`` with exit status 1 (the run failed)."""
-    from .checkpoints import CheckpointError  # noqa: PLC0415
-    from .trainer import NonFiniteLossError  # noqa: PLC0415
+    from .checkpoints import CheckpointError
+    from .trainer import NonFiniteLossError
 
     return (NonFiniteLossError, CheckpointError)
 
@@ -69,13 +61,13 @@ def discover() -> dict[str, Command | Callable[[list[str] | None], int]]:
     An entry point that fails to load is skipped with a warning on stderr naming it and the error; two
     different commands under one name raise ``RuntimeError``.
     """
-    from . import commands as own  # noqa: PLC0415
+    from . import commands as own
 
     found: dict = dict(own.COMMANDS)
     for ep in entry_points(group=GROUP):
         try:
             command = ep.load()
-        except Exception as error:  # noqa: BLE001 - a broken plug-in must not take the other commands down
+        except Exception as error:  # a broken plug-in must not take the other commands down
             print(f"contrasting: warning: command {ep.name!r} ({ep.value}) failed to load: {error}", file=sys.stderr)
             continue
         if ep.name in found and found[ep.name] is not command:
@@ -94,9 +86,9 @@ DISTRIBUTIONS = ("contrasting-losses", "contrasting-data", "contrasting-encoders
 def version_text() -> str:
     """``contrasting --version``: every contrasting distribution's installed version and the git commit of the
     source tree (``unknown`` outside a git checkout)."""
-    import subprocess  # noqa: PLC0415
-    from importlib import metadata  # noqa: PLC0415
-    from pathlib import Path  # noqa: PLC0415
+    import subprocess
+    from importlib import metadata
+    from pathlib import Path
 
     lines = []
     for dist in DISTRIBUTIONS:

@@ -16,7 +16,7 @@ import json
 import sys
 from pathlib import Path
 
-from .cli import Command
+from .command import Command
 
 
 def _configure_pretrain(p: argparse.ArgumentParser) -> None:
@@ -57,22 +57,23 @@ def _flag_layer(args: argparse.Namespace) -> dict:
 
 
 def _run_pretrain(args: argparse.Namespace) -> int:
-    import yaml  # noqa: PLC0415 - subcommands import their dependencies when they run
+    import yaml  # subcommands import their dependencies when they run
 
-    from .config import load_yaml, parse_override, resolve_config  # noqa: PLC0415
+    from .config import load_yaml, parse_override, resolve_config
+    from .methods import method_spec
 
     layers = [load_yaml(args.config)] if args.config else []
     layers.append(_flag_layer(args))
     layers += [parse_override(o) for o in args.overrides]
     config = resolve_config(*layers)
-    if config.method != "random":
-        from .data import check_corpus  # noqa: PLC0415
+    if method_spec(config.method).trainable:
+        from .data import check_corpus
 
         check_corpus(config.data.corpus)  # fail before DeepSpeed starts
     if args.print_config:
         print(yaml.safe_dump(config.to_dict(), sort_keys=False), end="")
         return 0
-    from .trainer import pretrain  # noqa: PLC0415 - imports DeepSpeed
+    from .trainer import pretrain  # imports DeepSpeed
 
     result = pretrain(config)
     if result.export_path is not None:
@@ -90,8 +91,8 @@ def _configure_export(p: argparse.ArgumentParser) -> None:
 
 
 def _load_any(source: str, layout: str, trusted: bool):
-    from .layouts import load_backbone  # noqa: PLC0415
-    from .runs import find_checkpoint, load_run_backbone  # noqa: PLC0415
+    from .layouts import load_backbone
+    from .runs import find_checkpoint, load_run_backbone
 
     path = Path(source)
     if not path.exists():
@@ -107,7 +108,7 @@ def _load_any(source: str, layout: str, trusted: bool):
 
 
 def _run_export(args: argparse.Namespace) -> int:
-    from .layouts import export_backbone  # noqa: PLC0415
+    from .layouts import export_backbone
 
     backbone, meta = _load_any(args.source, args.layout, args.trusted)
     meta.pop("config", None)

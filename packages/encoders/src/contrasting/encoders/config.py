@@ -2,7 +2,7 @@
 
 Layers, later ones winning (dicts merge key by key, anything else replaces):
 
-    DEFAULTS  →  METHOD_DEFAULTS[method]  →  YAML file  →  command-line flags  →  key=value overrides
+    DEFAULTS  →  the method's optimiser (MethodSpec.optim)  →  YAML file  →  command-line flags  →  key=value overrides
 
 The method named by the user layers (default ``simclr``) picks the method defaults, so ``method.name=swav``
 also switches to LARS with SwAV's settings; naming another optimizer (``optim.name=adamw``) drops the
@@ -43,7 +43,9 @@ class DataSection:
     """Where the images come from and how the views are made.
 
     ``corpus``: a built-in corpus name (``contrasting.data.builtin``), ``synthetic`` (random tensors, for
-    smoke tests and benchmarks), an image-folder directory or a file list. ``recipe``: the
+    smoke tests and benchmarks), an image-folder directory, a file list, or ``<layout>[/<subset>]:<root>``: a
+    ``contrasting.data.corpora`` layout (imagenet, places365, kinetics, taskonomy) and optionally one of the
+    study's subsets (half, quarter, half_linear, half_log), e.g. ``imagenet/half_log:/data/imagenet``. ``recipe``: the
     ``contrasting.data`` augmentation recipe (None: the method's). ``image_size``: the large-crop size
     (None: the recipe's). ``root``: where built-in data is cached (None: its default). ``executor``:
     the recipe executor (``auto``: DALI where it is available, else torchvision). ``options``: passed
@@ -110,20 +112,6 @@ DEFAULTS: dict[str, Any] = {
     "train": {},
     "deepspeed": {},
 }
-
-# The papers' optimisation settings (lr per 256 images). MoCo v1 used a step schedule (÷10 at epochs 120, 160);
-# cosine here, as in MoCo v2.
-METHOD_DEFAULTS: dict[str, dict] = {
-    "simclr": {"optim": {"name": "lars", "lr": 0.3, "weight_decay": 1e-6, "warmup_epochs": 10,
-                         "exclude_bias_and_norm": True}},
-    "mocov1": {"optim": {"name": "sgd", "lr": 0.03, "weight_decay": 1e-4, "momentum": 0.9}},
-    "mocov2": {"optim": {"name": "sgd", "lr": 0.03, "weight_decay": 1e-4, "momentum": 0.9}},
-    "swav": {"optim": {"name": "lars", "lr": 0.3, "weight_decay": 1e-6, "warmup_epochs": 10,
-                       "final_lr_ratio": 0.001, "exclude_bias_and_norm": False}},
-    "supervised": {"optim": {"name": "sgd", "lr": 0.1, "weight_decay": 1e-4, "momentum": 0.9}},
-    "random": {},
-}
-
 
 def merge(base: dict, update: dict) -> dict:
     """A deep copy of ``base`` with ``update`` merged in (dicts key by key, other values replaced)."""
@@ -246,8 +234,8 @@ def resolve_config(*layers: dict) -> RunConfig:
                 raise unknown("config section", section, SECTIONS)
         user = merge(user, layer)
     method = (user.get("method") or {}).get("name", DEFAULTS["method"]["name"])
-    METHODS.get(method)
-    method_defaults = METHOD_DEFAULTS.get(method, {})
+    paper = METHODS.get(method).spec.optim
+    method_defaults = {"optim": dict(paper)} if paper else {}
     chosen = (user.get("optim") or {}).get("name")
     if chosen is not None and chosen != method_defaults.get("optim", {}).get("name"):
         # another optimizer than the paper's: its own defaults, not the paper's settings for the other one

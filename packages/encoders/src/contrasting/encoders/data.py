@@ -20,17 +20,20 @@ corpus (random images, for smoke tests and benchmarks) and unit tests use it. Re
 
 from __future__ import annotations
 
+import hashlib
 import itertools
 import math
+import os
 from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol, runtime_checkable
 
 import torch
 import torch.nn.functional as F
 
+from .methods.spec import method_spec
 from .registry import unknown
+from .view_spec import ViewSpec
 
 Batch = tuple[list[torch.Tensor], torch.Tensor | None]
 
@@ -73,25 +76,9 @@ def as_batch_source(data) -> BatchSource:
     return IterableSource(data, getattr(data, "num_classes", None))
 
 
-@dataclass(frozen=True)
-class ViewSpec:
-    """One view of ``TensorViews``: output size, random-resized-crop area range, flip and jitter."""
-
-    size: int
-    scale: tuple[float, float] = (0.2, 1.0)
-    flip: bool = True
-    jitter: float = 0.4
-
-
 def default_views(method: str, image_size: int) -> list[ViewSpec]:
-    """The view layout of ``method`` for ``TensorViews``: 2 crops (SimCLR, MoCo), 2 large + 4 small (SwAV, sizes
-    in SwAV's 224:96 ratio), 1 (supervised)."""
-    if method == "swav":
-        small = max(8, round(image_size * 96 / 224))
-        return [ViewSpec(image_size, (0.14, 1.0))] * 2 + [ViewSpec(small, (0.05, 0.14))] * 4
-    if method in ("supervised", "random"):
-        return [ViewSpec(image_size, (0.35, 1.0), jitter=0.0)]
-    return [ViewSpec(image_size, (0.08, 1.0) if method == "simclr" else (0.2, 1.0))] * 2
+    """The view layout of ``method`` for ``TensorViews`` (its ``MethodSpec.views``)."""
+    return method_spec(method).views(image_size)
 
 
 class TensorViews:
@@ -192,7 +179,7 @@ def build_source(data, method: str, *, batch_size: int, seed: int, rank: int, wo
 
     ``synthetic`` is built here; built-in corpus names (``contrasting.data.builtin``: the world is built
     on first use, images at its resolution unless ``image_size`` is set), image folders and file lists
-    go through ``contrasting.data`` recipes (``DEFAULT_RECIPES``) and executors (``data.executor``: auto,
+    go through ``contrasting.data`` recipes (the method's ``MethodSpec.recipe``) and executors (``data.executor``: auto,
     dali, torchvision), sharded over ranks with the last partial batch dropped. Unknown corpus names raise
     ``UnknownNameError`` listing the valid ones.
     """
@@ -204,9 +191,6 @@ def build_source(data, method: str, *, batch_size: int, seed: int, rank: int, wo
                                     world_size=world_size, device=device)
 
 
-# The contrasting.data recipe each method trains with (``data.recipe`` overrides it).
-DEFAULT_RECIPES = {"simclr": "simclr", "mocov1": "moco_v1", "mocov2": "moco_v2", "swav": "swav",
-                   "supervised": "supervised"}
 
 
 class LoaderSource:
@@ -237,7 +221,7 @@ def make_recipe(name: str, image_size: int | None, options: dict):
     0.08–1, or ``options["scale"]``, horizontal flip). SwAV's small crops keep SwAV's 96:224 ratio unless
     ``options`` sets ``local_size``.
     """
-    from contrasting.data import HorizontalFlip, Recipe, View, get_recipe  # noqa: PLC0415 - optional dependency
+    from contrasting.data import HorizontalFlip, Recipe, View, get_recipe  # optional dependency
 
     if name == "supervised":
         size = image_size or 224
@@ -258,16 +242,16 @@ def make_recipe(name: str, image_size: int | None, options: dict):
 
 
 def _recipe_names() -> list[str]:
-    from contrasting.data import list_recipes  # noqa: PLC0415
+    from contrasting.data import list_recipes
 
     return list_recipes()
 
 
 def _builtin_corpus_root(name: str, root: str | None, rank: int, world_size: int):
     """The ImageFolder root of built-in corpus ``name``, building the world once (rank 0 first)."""
-    import torch.distributed as dist  # noqa: PLC0415
+    import torch.distributed as dist
 
-    from contrasting.data.builtin import build_world  # noqa: PLC0415
+    from contrasting.data.builtin import build_world
 
     if world_size > 1 and rank != 0:
         dist.barrier()  # rank 0 builds (or finds) the world first
@@ -278,21 +262,22 @@ def _builtin_corpus_root(name: str, root: str | None, rank: int, world_size: int
 
 
 def _contrasting_data_source(data, method, *, batch_size, seed, rank, world_size, device) -> BatchSource:
-    from contrasting.data import FileListSource, ImageFolderSource, make_loader, resolve_backend  # noqa: PLC0415
-    from contrasting.data.builtin import list_corpora  # noqa: PLC0415
+    from contrasting.data import FileListSource, ImageFolderSource, make_loader, resolve_backend
+    from contrasting.data.builtin import list_corpora
 
     image_size = data.image_size
     if data.corpus in list_corpora():
         folder, resolution = _builtin_corpus_root(data.corpus, data.root, rank, world_size)
         source = ImageFolderSource(folder)
         image_size = image_size or resolution
+    elif parse_layout_corpus(data.corpus) is not None:
+        source = open_layout_corpus(data.corpus, seed=seed)
     else:
         path = Path(data.corpus)
         if not path.exists():
-            raise unknown("corpus", data.corpus, [*corpus_names(), "<image-folder directory>", "<file list>"],
-                          plural="corpora")
+            raise unknown("corpus", data.corpus, _corpus_choices(), plural="corpora")
         source = ImageFolderSource(path) if path.is_dir() else FileListSource(path)
-    recipe = make_recipe(data.recipe or DEFAULT_RECIPES.get(method, "simclr"), image_size, data.options)
+    recipe = make_recipe(data.recipe or method_spec(method).recipe or method, image_size, data.options)
     backend = resolve_backend(data.executor)
     if backend == "dali":
         extra = {"device": "gpu" if device.type == "cuda" else "cpu", "num_threads": data.workers,
@@ -308,14 +293,62 @@ def _contrasting_data_source(data, method, *, batch_size, seed, rank, world_size
 def corpus_names() -> list[str]:
     """Every corpus name ``build_source`` accepts besides paths: ``synthetic`` and the built-in corpora."""
     try:
-        from contrasting.data.builtin import list_corpora  # noqa: PLC0415 - optional at import time
+        from contrasting.data.builtin import list_corpora  # optional at import time
     except ImportError:
         return list(SPECIAL_CORPORA)
     return sorted([*SPECIAL_CORPORA, *list_corpora()])
 
 
+def _corpus_choices() -> list[str]:
+    return [*corpus_names(), "<image-folder directory>", "<file list>", "<layout>[/<subset>]:<root>"]
+
+
+def parse_layout_corpus(name: str) -> tuple[str, str | None, Path] | None:
+    """``"imagenet:/data/imagenet"`` → ("imagenet", None, root); ``"imagenet/half_log:/data/in"`` → ("imagenet",
+    "half_log", root): a ``contrasting.data.corpora`` layout (imagenet, places365, kinetics, taskonomy) under a
+    root folder, optionally one of its study subsets (half, quarter, half_linear, half_log). None when ``name``
+    is not of that form (or names an existing path)."""
+    head, sep, root = name.partition(":")
+    if not sep or not root or Path(name).exists():
+        return None
+    layout, _, subset = head.partition("/")
+    from contrasting.data.corpora import CORPORA, SUBSETS
+
+    if layout not in CORPORA:
+        return None
+    if subset and subset not in SUBSETS:
+        raise unknown("corpus subset", subset, SUBSETS)
+    return layout, subset or None, Path(root)
+
+
+def open_layout_corpus(name: str, *, seed: int = 0):
+    """The source of a ``<layout>[/<subset>]:<root>`` corpus (``parse_layout_corpus``). A subset is drawn with
+    ``seed`` (the same files on every rank and every run) and kept as a file list under the cache folder."""
+    from contrasting.data import FileListSource
+    from contrasting.data.builtin import resolve_root
+    from contrasting.data.corpora import open_corpus, write_subset
+
+    layout, subset, root = parse_layout_corpus(name)
+    source = open_corpus(layout, root)
+    if subset is None:
+        return source
+    digest = hashlib.sha256(str(root.resolve()).encode()).hexdigest()[:10]
+    target = resolve_root(None) / "subsets" / f"{layout}-{subset}-seed{seed}-{digest}.txt"
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
+    write_subset(source, subset, tmp, root=root, seed=seed, corpus=layout)
+    os.replace(tmp, target)  # every rank writes the same list: the last replace wins, identical
+    return FileListSource(target, root=root)
+
+
 def check_corpus(name: str) -> None:
-    """Raise ``UnknownNameError`` listing the valid corpus names unless ``name`` is one or an existing path."""
+    """Raise ``UnknownNameError`` listing the valid corpus names unless ``name`` is one, an existing path, or a
+    ``<layout>[/<subset>]:<root>`` corpus whose root is a folder."""
     if name in corpus_names() or Path(name).exists():
         return
-    raise unknown("corpus", name, [*corpus_names(), "<image-folder directory>", "<file list>"], plural="corpora")
+    parsed = parse_layout_corpus(name)
+    if parsed is not None:
+        if not parsed[2].is_dir():
+            raise FileNotFoundError(f"--corpus {name}: {parsed[2]} is not a directory")
+        return
+    raise unknown("corpus", name, _corpus_choices(), plural="corpora")

@@ -73,7 +73,7 @@ def _skip_shm_comm_build() -> None:
     # machine. The op only serves ``inference_all_reduce``, which training never calls (its all_reduce goes
     # to torch.distributed). Marking it incompatible (the dict that deepspeed.ops documents as editable)
     # skips the build. Remove when DeepSpeed builds the op lazily (checked 2026-11 on 0.19.8).
-    import deepspeed.ops  # noqa: PLC0415 - only after DS_ACCELERATOR is settled
+    import deepspeed.ops  # only after DS_ACCELERATOR is settled
 
     deepspeed.ops.__compatible_ops__["deepspeed_shm_comm"] = False
 
@@ -93,8 +93,8 @@ def setup_distributed() -> DistInfo:
     os.environ.setdefault("LOCAL_RANK", "0")
     if not torch.cuda.is_available():
         os.environ.setdefault("DS_ACCELERATOR", "cpu")
-    import deepspeed  # noqa: PLC0415 - the environment above must be set before DeepSpeed reads it
-    from deepspeed.accelerator import get_accelerator  # noqa: PLC0415
+    import deepspeed  # the environment above must be set before DeepSpeed reads it
+    from deepspeed.accelerator import get_accelerator
 
     accelerator = get_accelerator()
     if accelerator.device_name() == "cpu":

@@ -42,8 +42,9 @@ from pathlib import Path
 
 import torch
 
+from contrasting.data.atomic import atomic_write_bytes
+
 from .backbones import ResNet, build_backbone
-from .checkpoints import atomic_write_bytes
 from .registry import Registry
 
 LAYOUTS = Registry("checkpoint layout")

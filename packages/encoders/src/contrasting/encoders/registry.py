@@ -32,13 +32,15 @@ def unknown(kind: str, name: object, valid, *, plural: str | None = None) -> Unk
 
 @dataclass(frozen=True)
 class Entry:
-    """One registered name: its config dataclass, its builder and where it comes from."""
+    """One registered name: its config dataclass, its builder, where it comes from, and the typed data the
+    registry's users read besides the builder (``spec``: a ``MethodSpec`` for methods)."""
 
     name: str
     config_cls: type
     builder: Callable
     provenance: dict[str, str] = field(default_factory=dict)
     defaults: dict = field(default_factory=dict)
+    spec: Any = None
 
     def config(self, **overrides) -> Any:
         """A config with this entry's defaults and ``overrides`` (unknown fields raise, listing the valid ones)."""
@@ -61,7 +63,8 @@ class Registry:
         self.kind = kind
         self._entries: dict[str, Entry] = {}
 
-    def register(self, name: str, config_cls: type, *, defaults: dict | None = None, **provenance: str):
+    def register(self, name: str, config_cls: type, *, defaults: dict | None = None, spec: Any = None,
+                 **provenance: str):
         """Decorator registering ``builder(config)`` under ``name``; a duplicate name raises ``ValueError``.
 
         ``defaults`` overrides the config class's field defaults for this entry (a variant of one config
@@ -73,7 +76,7 @@ class Registry:
         def decorate(builder: Callable) -> Callable:
             if name in self._entries:
                 raise ValueError(f"{self.kind} {name!r} is already registered")
-            entry = Entry(name, config_cls, builder, dict(provenance), dict(defaults or {}))
+            entry = Entry(name, config_cls, builder, dict(provenance), dict(defaults or {}), spec)
             entry.config()  # the defaults must form a valid config
             self._entries[name] = entry
             return builder

@@ -42,19 +42,26 @@ import torch
 import torch.distributed as dist
 import yaml
 
+from contrasting.data.atomic import atomic_write_bytes
+
 from .backbones import build_backbone
-from .checkpoints import CheckpointError, CheckpointManager, atomic_write_bytes
+from .checkpoints import CheckpointError, CheckpointManager
 from .config import RunConfig, merge
 from .data import as_batch_source, build_source, check_corpus
 from .distributed import DistInfo, setup_distributed
 from .layouts import export_backbone
-from .methods import Method, build_method
+from .methods import Method, build_method, method_spec
 from .optim import apply_schedule, build_optimizer, check_zero_stage, make_schedule
 from .precision import resolve_channels_last, resolve_precision
 
 
 class NonFiniteLossError(RuntimeError):
-    """The loss (or, at a checkpoint, a parameter) became NaN or Inf; the run stopped without checkpointing it."""
+    """The loss (or, at a checkpoint, a parameter) became NaN or Inf; the run stopped without checkpointing it.
+    ``value``, ``step`` and ``micro`` (the micro-batch within the step) are set for a loss."""
+
+    def __init__(self, message: str, *, value: float | None = None, step: int | None = None, micro: int = 0):
+        super().__init__(message)
+        self.value, self.step, self.micro = value, step, micro
 
 
 @dataclass
@@ -115,7 +122,7 @@ def skip_single_rank_allreduce(engine, world_size: int) -> None:
 
 def set_param_everywhere(param: torch.nn.Parameter, value: torch.Tensor) -> None:
     """``Method.before_step``'s setter under DeepSpeed: ``value`` into ``param`` and into ZeRO's fp32 master copy."""
-    from deepspeed.utils import safe_set_full_fp32_param  # noqa: PLC0415 - after setup_distributed
+    from deepspeed.utils import safe_set_full_fp32_param  # after setup_distributed
 
     with torch.no_grad():
         param.copy_(value)
@@ -144,7 +151,7 @@ class RunLog:
         self.path, self.enabled, self.tb = path, enabled, None
         if enabled:
             try:
-                from torch.utils.tensorboard import SummaryWriter  # noqa: PLC0415 - optional dependency
+                from torch.utils.tensorboard import SummaryWriter  # optional dependency
 
                 self.tb = SummaryWriter(str(path.parent / "tensorboard"))
             except ImportError:
@@ -181,46 +188,78 @@ def _quiet_deepspeed() -> None:
         logger.addFilter(_not_untested_optimizer_warning)
 
 
-def pretrain(config: RunConfig, data=None) -> PretrainResult:
-    """Train ``config.method`` (module docstring) and export its backbone; returns a ``PretrainResult``.
+def train_step(engine, method: Method, optimizer, schedule, step: int, micro_batches, info: DistInfo,
+               layout: torch.memory_format = torch.contiguous_format) -> tuple[float, float]:
+    """One optimizer step ``s = step`` over the next ``grad_accum`` micro-batches of the iterator ``micro_batches``
+    of (views, labels): ``method.step = s``; lr(s) → every group of ``optimizer`` (read now: loading a checkpoint
+    replaces the groups); ``method.before_step``; then per micro-batch
+    ``loss = engine(views, labels)``, its mean over ranks checked finite, ``engine.backward(loss)``,
+    ``engine.step()``. Returns (mean loss over micro-batches and ranks, lr).
 
-    ``data``: a ``BatchSource`` or a sized iterable of (views, labels) for this rank (None: built from
-    ``config.data``). Collective: under a launcher every rank calls it with the same config. Raises
-    ``NonFiniteLossError``, ``CheckpointError`` and the configuration errors of the registries.
-    """
-    info = setup_distributed()
-    _quiet_deepspeed()
-    import deepspeed  # noqa: PLC0415 - after setup_distributed settled the accelerator
+    Raises ``NonFiniteLossError`` (with ``value``, ``step``, ``micro``) before the backward of a NaN/Inf loss, and
+    ``ValueError`` when the iterator ends before ``grad_accum`` micro-batches. ``pretrain``, the benchmarks and
+    the tests take this one step."""
+    method.step = step
+    lr = apply_schedule(optimizer.param_groups, schedule, step)
+    method.before_step(set_param_everywhere)
+    total, accum = 0.0, engine.gradient_accumulation_steps()
+    for micro in range(accum):
+        try:
+            views, labels = next(micro_batches)
+        except StopIteration:
+            raise ValueError(f"micro_batches: ended after {micro} of {accum} micro-batches of step {step}") from None
+        views = [v.to(info.device, non_blocking=True, memory_format=layout) for v in views]
+        labels = labels.to(info.device, non_blocking=True) if labels is not None else None
+        loss = engine(views, labels)
+        value = global_loss(loss, info)
+        if not math.isfinite(value):
+            raise NonFiniteLossError(f"loss is {value} at step {step} (micro-batch {micro}) on at least one rank",
+                                     value=value, step=step, micro=micro)
+        engine.backward(loss)
+        engine.step()
+        total += value
+    return total / accum, lr
+
+
+@dataclass
+class _Plan:
+    """A trainable run once DeepSpeed holds it: the engine, its optimizer's groups, the schedule and the counts."""
+
+    engine: object
+    optimizer: object
+    schedule: object
+    precision: str
+    layout: torch.memory_format
+    micro_per_epoch: int
+    steps_per_epoch: int
+    total_steps: int
+    global_batch: int
+
+
+def _build(config: RunConfig, info: DistInfo, data) -> tuple[Method, object]:
+    """The method module (initialised identically on every rank) and this rank's batch source (None for a method
+    that is not trained)."""
+    spec = method_spec(config.method)
+    torch.manual_seed(config.train.seed)
+    backbone = build_backbone(config.backbone, config.backbone_options)
+    source = None
+    if spec.trainable and data is None:
+        check_corpus(config.data.corpus)
+        source = build_source(config.data, config.method, batch_size=config.train.batch_size, seed=config.train.seed,
+                              rank=info.rank, world_size=info.world_size, device=info.device)
+    elif spec.trainable:
+        source = as_batch_source(data)
+    options = dict(config.method_options)
+    if spec.corpus_classes and options.get("num_classes") is None and source is not None:
+        options["num_classes"] = source.num_classes
+    return build_method(config.method, backbone, options, process_group=info.process_group), source
+
+
+def _plan(config: RunConfig, info: DistInfo, method: Method, source) -> _Plan:
+    """Optimizer, schedule and DeepSpeed engine of a trainable run; the module in channels-last where it pays."""
+    import deepspeed  # after setup_distributed settled the accelerator
 
     train = config.train
-    out = Path(train.output_dir)
-    if info.is_main:
-        out.mkdir(parents=True, exist_ok=True)
-        atomic_write_bytes(out / "config.yaml", yaml.safe_dump(config.to_dict(), sort_keys=False).encode())
-    log = RunLog(out / "log.jsonl", info.is_main)
-
-    torch.manual_seed(train.seed)  # identical initialisation on every rank
-    backbone = build_backbone(config.backbone, config.backbone_options)
-    if config.method == "random":  # the untrained baseline needs no data
-        source = None
-    elif data is None:
-        check_corpus(config.data.corpus)
-        source = build_source(config.data, config.method, batch_size=train.batch_size, seed=train.seed,
-                              rank=info.rank, world_size=info.world_size, device=info.device)
-    else:
-        source = as_batch_source(data)
-    method_options = dict(config.method_options)
-    if config.method == "supervised" and method_options.get("num_classes") is None and source is not None:
-        method_options["num_classes"] = source.num_classes
-    method = build_method(config.method, backbone, method_options, process_group=info.process_group)
-    meta = {"method": config.method, "seed": train.seed, "corpus": config.data.corpus, "run": str(out)}
-
-    if not method.trainable:
-        path = export_backbone(backbone, out / "backbone.pt", meta={**meta, "step": 0}) if info.is_main else None
-        log.event("end", step=0, export=str(path) if path else None)
-        return PretrainResult(out, 0, None, path, None, method)
-
-    method.to(info.device)
     precision = resolve_precision(train.precision, info.device)
     layout = torch.channels_last if resolve_channels_last(train.channels_last, precision) else torch.contiguous_format
     optimizer, optimizer_config = build_optimizer(config.optimizer, method, config.optimizer_options,
@@ -244,120 +283,178 @@ def pretrain(config: RunConfig, data=None) -> PretrainResult:
         # conv weight refuses (deepspeed/runtime/engine.py _broadcast_model, 0.19.8). In place, so the optimizer
         # keeps its parameters; ZeRO's flat buffers would not survive it, so with ZeRO only inputs go NHWC.
         method.to(memory_format=torch.channels_last)
+    method.total_steps = total_steps
+    return _Plan(engine, ds_optimizer, schedule, precision, layout, micro_per_epoch, steps_per_epoch,
+                 total_steps, global_batch)
 
-    checkpoints = CheckpointManager(out / "checkpoints", info, keep=train.keep_checkpoints)
-    fp = fingerprint(config, info.world_size)
+
+def _resume_or_start(config: RunConfig, info: DistInfo, plan: _Plan, method: Method, checkpoints: CheckpointManager,
+                     log: RunLog) -> str | None:
+    """Restore the latest checkpoint of this run (refusing another run's, or any when ``train.resume`` is false),
+    or start fresh; returns the tag resumed from (None: fresh)."""
+    train, out = config.train, Path(config.train.output_dir)
     tag = checkpoints.latest_tag()
     if tag is not None and not train.resume:
         raise CheckpointError(f"{out / 'checkpoints'} already holds checkpoints (latest {tag}) and train.resume is "
                               "false; use another output_dir, or resume")
     if tag is not None:
         theirs = checkpoints.record(tag).get("meta", {}).get("fingerprint", {})
-        ours = json.loads(json.dumps(fp))
+        ours = json.loads(json.dumps(fingerprint(config, info.world_size)))
         if theirs != ours:  # checked before DeepSpeed reads tensors of another shape
             diff = sorted(k for k in ours if theirs.get(k) != ours[k])
             raise CheckpointError(f"{out / 'checkpoints' / tag} belongs to a different run (differs in "
                                   f"{', '.join(diff)}); use another output_dir")
-        checkpoints.load(engine, tag)
-        log.event("resume", step=engine.global_steps, tag=tag)
-    else:
-        method.on_train_start()
-        torch.manual_seed(train.seed * 1_000_003 + info.rank + 1)  # per-rank stream for in-training randomness
-        log.event("start", total_steps=total_steps, steps_per_epoch=steps_per_epoch, global_batch=global_batch,
-                  world_size=info.world_size, device=str(info.device), precision=precision,
-                  channels_last=layout == torch.channels_last, threads=torch.get_num_threads(),
-                  config=config.to_dict())
+        checkpoints.load(plan.engine, tag)
+        log.event("resume", step=plan.engine.global_steps, tag=tag)
+        return tag
+    method.on_train_start()
+    torch.manual_seed(train.seed * 1_000_003 + info.rank + 1)  # per-rank stream for in-training randomness
+    log.event("start", total_steps=plan.total_steps, steps_per_epoch=plan.steps_per_epoch,
+              global_batch=plan.global_batch, world_size=info.world_size, device=str(info.device),
+              precision=plan.precision, channels_last=plan.layout == torch.channels_last,
+              threads=torch.get_num_threads(), config=config.to_dict())
+    return None
 
-    saved_steps: set[int] = set()
 
-    def monitor() -> None:
-        if train.knn_train is None or not info.is_main:
+class _StepHooks:
+    """What happens between optimizer steps: the loss window logged every ``log_every`` steps (and the progress
+    bar), checkpoints, the online k-NN monitor and intermediate backbone exports."""
+
+    def __init__(self, config: RunConfig, info: DistInfo, plan: _Plan, method: Method,
+                 checkpoints: CheckpointManager, log: RunLog, meta: dict):
+        from tqdm.auto import tqdm  # only the training loop needs it
+
+        self.config, self.info, self.plan, self.method = config, info, plan, method
+        self.checkpoints, self.log, self.meta = checkpoints, log, meta
+        self.out = Path(config.train.output_dir)
+        self.fingerprint = fingerprint(config, info.world_size)
+        self.saved: set[int] = set()
+        self.last_loss: float | None = None
+        self.window = [0.0, 0, time.perf_counter(), 0]  # loss sum, micro-batches, start time, steps
+        self.progress = tqdm(total=plan.total_steps, initial=plan.engine.global_steps, unit="step",
+                             dynamic_ncols=True, disable=not (info.is_main and config.train.progress))
+
+    def after_step(self, step: int, epoch: int, micro: int, loss: float, lr: float) -> None:
+        """Log, checkpoint, monitor and export as ``train`` asks after optimizer step ``step``."""
+        train, accum = self.config.train, self.config.train.grad_accum
+        self.window[0] += loss * accum
+        self.window[1] += accum
+        self.window[3] += 1
+        self.progress.update(1)
+        if step % train.log_every == 0 or step == self.plan.total_steps:
+            elapsed = time.perf_counter() - self.window[2]
+            self.last_loss = self.window[0] / self.window[1]
+            ips = self.window[3] * self.plan.global_batch / elapsed if elapsed > 0 else None
+            self.log.event("step", step=step, epoch=epoch, loss=self.last_loss, lr=lr, images_per_s=ips)
+            self.progress.set_postfix(loss=f"{self.last_loss:.4f}", img_s=f"{ips:.1f}" if ips else "-")
+            self.window = [0.0, 0, time.perf_counter(), 0]
+        per_epoch = self.plan.micro_per_epoch
+        if train.checkpoint_every and step % train.checkpoint_every == 0:
+            self.save(epoch if micro < per_epoch else epoch + 1, micro % per_epoch)
+        if train.knn_every and step % train.knn_every == 0 and step < self.plan.total_steps:
+            self.monitor()
+        if step in train.export_steps and step < self.plan.total_steps and self.info.is_main:
+            path = self.out / f"backbone-step{step:06d}.pt"
+            export_backbone(self.method.backbone, path, meta={**self.meta, "step": step})
+            self.log.event("export", step=step, export=str(path))
+
+    def save(self, epoch: int, micro: int) -> None:
+        """Checkpoint the current step (once), after checking every parameter finite."""
+        step = self.plan.engine.global_steps
+        if step in self.saved:
             return
-        from .knn import knn_folders  # noqa: PLC0415
+        self.saved.add(step)
+        if not _params_finite(self.method):
+            raise NonFiniteLossError(f"parameters became NaN or Inf by step {step}; not checkpointed "
+                                     f"(last good checkpoint: {self.checkpoints.latest_tag()})")
+        fp = self.fingerprint
+        tag = self.checkpoints.save(self.plan.engine, step, {"fingerprint": fp, "epoch": epoch, "micro_in_epoch": micro,
+                                                             "step": step, "config": self.config.to_dict()},
+                                    meta={"fingerprint": fp})
+        self.log.event("checkpoint", step=step, tag=tag)
+
+    def monitor(self) -> None:
+        """The online k-NN top-1 on ``train.knn_test`` (rank 0; nothing when no k-NN folders are set)."""
+        train = self.config.train
+        if train.knn_train is None or not self.info.is_main:
+            return
+        from .knn import knn_folders
 
         t0 = time.perf_counter()
-        top1 = knn_folders(method.backbone, train.knn_train, train.knn_test, image_size=config.data.image_size or 224,
-                           device=info.device, autocast=precision != "fp32")
-        log.event("knn", step=engine.global_steps, top1=top1, seconds=round(time.perf_counter() - t0, 2))
+        top1 = knn_folders(self.method.backbone, train.knn_train, train.knn_test,
+                           image_size=self.config.data.image_size or 224, device=self.info.device,
+                           autocast=self.plan.precision != "fp32")
+        self.log.event("knn", step=self.plan.engine.global_steps, top1=top1,
+                       seconds=round(time.perf_counter() - t0, 2))
 
-    def save(epoch: int, micro: int) -> None:
-        step = engine.global_steps
-        if step in saved_steps:
-            return
-        saved_steps.add(step)
-        if not _params_finite(method):
-            raise NonFiniteLossError(f"parameters became NaN or Inf by step {step}; not checkpointed "
-                                     f"(last good checkpoint: {checkpoints.latest_tag()})")
-        saved = checkpoints.save(engine, step, {"fingerprint": fp, "epoch": epoch, "micro_in_epoch": micro,
-                                                "step": step, "config": config.to_dict()},
-                                 meta={"fingerprint": fp})
-        log.event("checkpoint", step=step, tag=saved)
 
-    from tqdm.auto import tqdm  # noqa: PLC0415 - only the training loop needs it
-
+def _train(config: RunConfig, info: DistInfo, plan: _Plan, method: Method, source, hooks: _StepHooks) -> int:
+    """The epochs from the engine's step on (a resumed run continues at the next batch of the same epoch order);
+    returns the last step. A NaN/Inf loss stops every rank with ``NonFiniteLossError`` naming the epoch and batch."""
+    engine, accum = plan.engine, config.train.grad_accum
     step = engine.global_steps
-    progress = tqdm(total=total_steps, initial=step, unit="step", dynamic_ncols=True,
-                    disable=not (info.is_main and train.progress))
-    last_loss, window_loss, window_n = None, 0.0, 0
-    window_start, window_steps = time.perf_counter(), 0
-    start_epoch, start_micro = step // steps_per_epoch, (step % steps_per_epoch) * train.grad_accum
+    start_epoch, start_micro = step // plan.steps_per_epoch, (step % plan.steps_per_epoch) * accum
     engine.train()
+    for epoch in range(start_epoch, config.train.epochs):
+        if step >= plan.total_steps:
+            break
+        micro = start_micro if epoch == start_epoch else 0
+        batches = iter(source.epoch(epoch, start=micro))
+        while micro < plan.micro_per_epoch and step < plan.total_steps:
+            try:
+                loss, lr = train_step(engine, method, plan.optimizer, plan.schedule, step, batches, info,
+                                      plan.layout)
+            except NonFiniteLossError as error:
+                if error.step is None:
+                    raise
+                raise NonFiniteLossError(
+                    f"loss is {error.value} at step {step} (epoch {epoch}, batch {micro + error.micro}) on at least "
+                    f"one rank; stopped before the backward; last good checkpoint: "
+                    f"{hooks.checkpoints.latest_tag() or 'none'} in {Path(config.train.output_dir) / 'checkpoints'}"
+                ) from None
+            micro += accum
+            step = engine.global_steps
+            hooks.after_step(step, epoch, micro, loss, lr)
+        hooks.save(epoch + 1 if micro >= plan.micro_per_epoch else epoch, micro % plan.micro_per_epoch)
+    return step
+
+
+def pretrain(config: RunConfig, data=None) -> PretrainResult:
+    """Train ``config.method`` (module docstring) and export its backbone; returns a ``PretrainResult``.
+
+    ``data``: a ``BatchSource`` or a sized iterable of (views, labels) for this rank (None: built from
+    ``config.data``). Collective: under a launcher every rank calls it with the same config. Raises
+    ``NonFiniteLossError``, ``CheckpointError`` and the configuration errors of the registries.
+    """
+    info = setup_distributed()
+    _quiet_deepspeed()
+    out = Path(config.train.output_dir)
+    if info.is_main:
+        out.mkdir(parents=True, exist_ok=True)
+        atomic_write_bytes(out / "config.yaml", yaml.safe_dump(config.to_dict(), sort_keys=False).encode())
+    log = RunLog(out / "log.jsonl", info.is_main)
+    method, source = _build(config, info, data)
+    meta = {"method": config.method, "seed": config.train.seed, "corpus": config.data.corpus, "run": str(out)}
+    if not method.trainable:
+        path = export_backbone(method.backbone, out / "backbone.pt", meta={**meta, "step": 0}) if info.is_main else None
+        log.event("end", step=0, export=str(path) if path else None)
+        return PretrainResult(out, 0, None, path, None, method)
+
+    method.to(info.device)
+    plan = _plan(config, info, method, source)
+    checkpoints = CheckpointManager(out / "checkpoints", info, keep=config.train.keep_checkpoints)
+    tag = _resume_or_start(config, info, plan, method, checkpoints, log)
+    hooks = _StepHooks(config, info, plan, method, checkpoints, log, meta)
     try:
-        for epoch in range(start_epoch, train.epochs):
-            if step >= total_steps:
-                break
-            micro = start_micro if epoch == start_epoch else 0
-            for views, labels in source.epoch(epoch, start=micro):
-                if micro >= micro_per_epoch or step >= total_steps:
-                    break
-                if micro % train.grad_accum == 0:
-                    method.step = step
-                    lr = apply_schedule(ds_optimizer.param_groups, schedule, step)
-                    method.before_step(set_param_everywhere)
-                views = [v.to(info.device, non_blocking=True, memory_format=layout) for v in views]
-                labels = labels.to(info.device, non_blocking=True) if labels is not None else None
-                loss = engine(views, labels)
-                value = global_loss(loss, info)
-                if not math.isfinite(value):
-                    raise NonFiniteLossError(
-                        f"loss is {value} at step {step} (epoch {epoch}, batch {micro}) on at least one rank; "
-                        f"stopped before the backward; last good checkpoint: "
-                        f"{checkpoints.latest_tag() or 'none'} in {out / 'checkpoints'}")
-                engine.backward(loss)
-                engine.step()
-                micro += 1
-                window_loss, window_n = window_loss + value, window_n + 1
-                if micro % train.grad_accum:
-                    continue
-                step = engine.global_steps
-                window_steps += 1
-                progress.update(1)
-                if step % train.log_every == 0 or step == total_steps:
-                    elapsed = time.perf_counter() - window_start
-                    last_loss = window_loss / window_n
-                    ips = window_steps * global_batch / elapsed if elapsed > 0 else None
-                    log.event("step", step=step, epoch=epoch, loss=last_loss, lr=lr, images_per_s=ips)
-                    progress.set_postfix(loss=f"{last_loss:.4f}", img_s=f"{ips:.1f}" if ips else "-")
-                    window_loss, window_n, window_start, window_steps = 0.0, 0, time.perf_counter(), 0
-                if train.checkpoint_every and step % train.checkpoint_every == 0:
-                    save(epoch if micro < micro_per_epoch else epoch + 1, micro % micro_per_epoch)
-                if train.knn_every and step % train.knn_every == 0 and step < total_steps:
-                    monitor()
-                if step in train.export_steps and step < total_steps and info.is_main:
-                    export_backbone(method.backbone, out / f"backbone-step{step:06d}.pt", meta={**meta, "step": step})
-                    log.event("export", step=step, export=str(out / f"backbone-step{step:06d}.pt"))
-            if micro >= micro_per_epoch or step >= total_steps:
-                save(epoch + 1 if micro >= micro_per_epoch else epoch, micro % micro_per_epoch)
+        step = _train(config, info, plan, method, source, hooks)
     except NonFiniteLossError as error:
-        log.event("error", step=step, message=str(error))
+        log.event("error", step=plan.engine.global_steps, message=str(error))
         log.close()
         raise
     finally:
-        progress.close()
-    monitor()
-    path = None
-    if info.is_main:
-        path = export_backbone(method.backbone, out / "backbone.pt", meta={**meta, "step": step})
-    log.event("end", step=step, loss=last_loss, export=str(path) if path else None)
+        hooks.progress.close()
+    hooks.monitor()
+    path = export_backbone(method.backbone, out / "backbone.pt", meta={**meta, "step": step}) if info.is_main else None
+    log.event("end", step=step, loss=hooks.last_loss, export=str(path) if path else None)
     log.close()
-    return PretrainResult(out, step, last_loss, path, tag, method)
+    return PretrainResult(out, step, hooks.last_loss, path, tag, method)

@@ -14,7 +14,7 @@ Modules: ``tasks`` (TaskSpec registry), ``readers`` (layouts → samples), ``hea
 Names are imported on first use, so that ``import contrasting.eval`` (and the analysis) stays light.
 """
 
-import importlib
+from contrasting.data.lazy import lazy_exports
 
 _EXPORTS = {
     "FrozenEncoder": "_adapters", "load_encoder": "_adapters",
@@ -28,27 +28,7 @@ _EXPORTS = {
     "TaskSpec": "tasks", "check_data": "tasks", "get_task": "tasks", "list_tasks": "tasks",
     "register_task": "tasks",
     "analyze": "claims", "FindingRecord": "claims", "CLAIMS": "claims",
-    "ResultsError": "results", "read_results_csv": "results",
+    "ResultsError": "results", "read_results_csv": "results:read_csv",
 }
 
-__all__ = sorted(_EXPORTS)
-
-
-def __getattr__(name: str):
-    if name == "__version__":  # the installed distribution's: pyproject.toml is the one owner of the number
-        from importlib import metadata  # noqa: PLC0415
-
-        try:
-            return metadata.version("contrasting-eval")
-        except metadata.PackageNotFoundError:
-            return "0+unknown"
-    if name not in _EXPORTS:
-        raise AttributeError(f"module 'contrasting.eval' has no attribute {name!r}")
-    module = importlib.import_module(f"contrasting.eval.{_EXPORTS[name]}")
-    value = getattr(module, "read_csv" if name == "read_results_csv" else name)
-    globals()[name] = value
-    return value
-
-
-def __dir__():
-    return sorted(list(globals()) + __all__)
+__getattr__, __dir__, __all__ = lazy_exports(__name__, _EXPORTS, "contrasting-eval")

@@ -153,7 +153,7 @@ def _infer_arch(state: dict) -> str:
 
 
 def _torchvision_fallback(spec: str, arch: str | None, seed: int) -> nn.Module:
-    import torchvision  # noqa: PLC0415 - only the fallback needs it
+    import torchvision  # only the fallback needs it
 
     kind, _, spec_arch = spec.partition(":")
     if kind in ("random", "supervised"):
@@ -164,7 +164,7 @@ def _torchvision_fallback(spec: str, arch: str | None, seed: int) -> nn.Module:
                 return torchvision.models.get_model(arch, weights=None)
         try:
             return torchvision.models.get_model(arch, weights="DEFAULT")
-        except Exception as exc:  # noqa: BLE001 - any download failure gets the same explanation
+        except Exception as exc:  # any download failure gets the same explanation
             raise RuntimeError(f"encoder 'supervised': torchvision's ImageNet weights for {arch} are not in the "
                                f"torch hub cache ({torch.hub.get_dir()}) and cannot be fetched: {exc}") from exc
     path = Path(spec).expanduser()
@@ -229,7 +229,7 @@ def encoder_version() -> str:
     pkg = encoders_package()
     if pkg is not None:
         return "contrasting-encoders " + getattr(pkg, "__version__", "?")
-    import torchvision  # noqa: PLC0415
+    import torchvision
 
     return "torchvision " + torchvision.__version__ + " (fallback)"
 
@@ -276,7 +276,7 @@ def ensure_world(folder: Path, progress: bool = False) -> Path:
 
 def world_classes(folder: Path, world_task: str) -> list[str] | None:
     """Class names of a built-in task from the world's manifest.json (None without classes)."""
-    import json  # noqa: PLC0415
+    import json
 
     try:
         classes = json.loads((folder / "manifest.json").read_text())["tasks"][world_task].get("classes")

@@ -120,7 +120,7 @@ class Grid:
 def _value_replicates(results: Results, rows: list, weights: dict, rng: np.random.Generator, B: int) -> np.ndarray:
     """(seeds, B) replicates of each seed's value: from per-sample statistics with the task's shared weights, else
     value + se·z."""
-    from contrasting.eval.metric_stats import resample_values  # noqa: PLC0415 - numpy only
+    from contrasting.eval.metric_stats import resample_values  # numpy only
 
     out = np.empty((len(rows), B))
     for k, r in enumerate(rows):
@@ -138,7 +138,7 @@ def prepare(results: Results, *, replicates: int = REPLICATES, seed: int = 0, re
     cell (``stats`` module docstring). A cell's standard error combines its test-set one (the mean over seeds:
     the seeds share the test set) with the spread of its seeds (variance / seeds). ``reference``: the reference
     task (default: the one marked ``reference``, else ``imagenet`` when present, else none)."""
-    from contrasting.eval.metric_stats import bootstrap_weights  # noqa: PLC0415
+    from contrasting.eval.metric_stats import bootstrap_weights
 
     encoders, tasks = results.encoders, results.tasks
     emeta, tmeta = results.encoder_meta(), results.task_meta()
@@ -713,11 +713,11 @@ def analyze(table, *, replicates: int = REPLICATES, seed: int = 0, reference: st
     (``contrasting.eval.results``), a path to such a CSV, or a validated ``Results``; ``samples``: per-sample
     statistics ((encoder, task, seed) → ``PerSample``) for test-set bootstraps. Returns one ``FindingRecord``
     per claim (``record.to_json()`` is a ``findings.json`` record). Raises ``ResultsError`` on a bad table."""
-    import os  # noqa: PLC0415
+    import os
 
-    import pandas as pd  # noqa: PLC0415
+    import pandas as pd
 
-    from contrasting.eval.results import read_csv, validate  # noqa: PLC0415
+    from contrasting.eval.results import read_csv, validate
 
     if isinstance(table, Results):
         results = table

@@ -56,7 +56,7 @@ def tasks_command(argv: list[str] | None = None) -> int:
     print("  ".join(c.ljust(widths.get(c, 0)) for c in cols))
     for r in rows:
         print("  ".join(str(r[c]).ljust(widths.get(c, 0)) for c in cols))
-    from contrasting.eval import _adapters  # noqa: PLC0415 - imports torch and the data package
+    from contrasting.eval import _adapters  # imports torch and the data package
 
     world = _adapters.world_tasks()
     if world is None:
@@ -90,7 +90,7 @@ def eval_command(argv: list[str] | None = None) -> int:
     Runs ``protocol.run_cell`` and prints the test metric of the setting selected on the validation split,
     the settings' validation scores and the timings (or everything as JSON)."""
     args = _eval_parser().parse_args(argv)
-    from contrasting.eval.protocol import run_cell  # noqa: PLC0415 - torch: only once the arguments parse
+    from contrasting.eval.protocol import run_cell  # torch: only once the arguments parse
 
     try:
         hparams = json.loads(args.hparams) if args.hparams else None
@@ -125,14 +125,14 @@ def report_command(argv: list[str] | None = None) -> int:
 
     The parser is built here, the analysis (pandas, scipy, matplotlib) imported only once the arguments parse,
     so that ``contrasting report --help`` answers at once."""
-    from contrasting.eval.report_cli import add_report_arguments  # noqa: PLC0415 - argparse only
+    from contrasting.eval.report_cli import add_report_arguments  # argparse only
 
     parser = argparse.ArgumentParser(prog="contrasting report",
                                      description="Analysis report from a results store or a results CSV.")
     args = add_report_arguments(parser).parse_args(argv)
-    from contrasting.eval.report import report_command as run  # noqa: PLC0415 - the heavy part
+    from contrasting.eval.report import run_report  # the heavy part
 
-    return run(args)
+    return run_report(args)
 
 
 COMMANDS = {"eval": eval_command, "tasks": tasks_command, "report": report_command}

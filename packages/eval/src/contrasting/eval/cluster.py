@@ -33,6 +33,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from contrasting.eval.cells import (
+    CellRequest,
+    environment_versions,
+    executor_ref,
+    normalise_result,
+    prepare_grid,
+    resolve_executor,
+)
 from contrasting.eval.grid_spec import (
     GridSpec,
     RunResolver,
@@ -41,15 +49,7 @@ from contrasting.eval.grid_spec import (
     find_run_checkpoint,
     load_spec,
 )
-from contrasting.eval.runner import (
-    CellRequest,
-    GridRunSummary,
-    environment_versions,
-    executor_ref,
-    normalise_result,
-    prepare_grid,
-    resolve_executor,
-)
+from contrasting.eval.pool import GridRunSummary
 from contrasting.eval.store import ResultStore, RunnerId
 
 RESULT_FORMAT = 1
@@ -180,7 +180,7 @@ def cell_job(request: Mapping, result_dir: str, executor: str) -> dict:
                   "metrics": payload["metrics"],
                   "timings": {**payload["timings"], "cell_wall_s": time.perf_counter() - t0},
                   "versions": {**environment_versions(), **payload["versions"]}}
-    except Exception:  # noqa: BLE001 - recorded as the cell's failure
+    except Exception:  # recorded as the cell's failure
         record = {"key": req.key, "status": "failed", "error": traceback.format_exc(),
                   "timings": {"cell_wall_s": time.perf_counter() - t0}, "versions": environment_versions()}
     record.update(started=started, finished=time.time(), runner=runner)
@@ -193,7 +193,7 @@ def make_executor(cluster: str, folder: str | os.PathLike, *, timeout_s: float, 
     (in-process) or ``auto`` (Slurm when available, else local). ``parameters`` go to ``update_parameters``
     (e.g. ``slurm_partition``, ``gpus_per_node``, ``cpus_per_task``); ``timeout_min`` defaults from
     ``timeout_s``. ImportError when submitit is not installed."""
-    import submitit  # noqa: PLC0415 - an optional dependency, only for clusters
+    import submitit  # an optional dependency, only for clusters
 
     ex = submitit.AutoExecutor(folder=str(folder), cluster=None if cluster == "auto" else cluster)
     params = {"timeout_min": max(1, math.ceil(timeout_s / 60)), **dict(parameters or {})}
@@ -205,7 +205,7 @@ def submit_command(command: list[str], folder: str | os.PathLike, *, cluster: st
                    timeout_s: float = 24 * 3600, parameters: Mapping | None = None):
     """Submit a command line as one job (e.g. pre-training through the DeepSpeed launcher); returns the
     submitit job (``job.result()`` is its stdout)."""
-    import submitit  # noqa: PLC0415
+    import submitit
 
     ex = make_executor(cluster, folder, timeout_s=timeout_s, parameters=parameters)
     return ex.submit(submitit.helpers.CommandFunction(list(command)))
@@ -214,7 +214,7 @@ def submit_command(command: list[str], folder: str | os.PathLike, *, cluster: st
 def _job_error(job) -> str:
     try:
         exc = job.exception()
-    except Exception as e:  # noqa: BLE001 - submitit raises its own errors for vanished jobs
+    except Exception as e:  # submitit raises its own errors for vanished jobs
         exc = e
     text = f"job {job.job_id} ended without a result file"
     if exc is not None:

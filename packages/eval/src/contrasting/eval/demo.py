@@ -24,7 +24,7 @@ Steps (each resumable; a rerun reuses everything that is finished):
 3. **Grid.** A grid spec (``<out>/grid.yaml``: every encoder × every task of the preset, with the metadata the
    analysis needs: method, corpus, corpus size, epochs, the balanced/unbalanced pair ``shapes``/``shapes-lt``,
    the supervised/random roles, the reference task and each task's ``similar_corpus`` from the data registry)
-   run by ``contrasting.eval.runner.run_grid`` into ``<out>/grid.sqlite`` (finished cells are
+   run by ``contrasting.eval.pool.run_grid`` into ``<out>/grid.sqlite`` (finished cells are
    kept across runs). Cells run through ``demo_cell``: the protocol's ``run_cell`` at the preset's image size —
    image-level tasks on cached features, selecting among a few settings on the validation split; pixel-wise
    tasks with the U-Net head for 8 epochs on cached multi-scale features (``pixel_cache``).
@@ -78,13 +78,7 @@ from pathlib import Path
 EXECUTOR = "contrasting.eval.demo:demo_cell"
 DONE = "demo-done.json"
 SUMMARY = "demo.json"
-SSL_METHODS = ("simclr", "mocov2", "swav")
-TITLES = {"simclr": "SimCLR", "mocov2": "MoCoV2", "swav": "SwAV", "supervised": "Supervised", "random": "Random"}
 BALANCED_PAIR = ("shapes", "shapes-lt")  # (balanced, unbalanced): the same scenes, the study's ImageNet / log-ImageNet
-# Relative cost of one optimizer step of 128 images at 32 px, width 16 (DALI CPU augmentation, bf16): measured on
-# the 2-core development machine at ~450 img/s for MoCo v2 and SimCLR, ~250 for SwAV (two extra 16 px crops),
-# ~700 for supervised (one view). Used to start the costliest runs first.
-STEP_COST = {"simclr": 1.0, "mocov2": 1.0, "swav": 1.8, "supervised": 0.6, "random": 0.0}
 # The demo's world: object-centric scenes (one large dominant object among smaller distractors, as ImageNet's
 # photographs), backgrounds at half contrast so that they do not outshine the objects both views share, and camera
 # shifts of 20–35 % of the view. Measured on the quick world: a supervised encoder reaches 0.70 top-1 on shape-cls
@@ -119,7 +113,7 @@ class Preset:
     minutes: float
     pretrain_minutes: float
     corpora: tuple[str, ...]
-    methods: tuple[str, ...] = SSL_METHODS
+    methods: tuple[str, ...] = ("simclr", "mocov2", "swav")
     tasks: tuple[str, ...] | None = None
     resolution: int = 32
     scale: float = 0.5
@@ -191,53 +185,41 @@ def method_layer(method: str, preset: Preset, steps: int, corpus_size: int) -> d
     * SimCLR: LARS at 4.8 (its large-batch peak rate: LARS steps are relative to each weight's norm);
     * MoCo v2: a queue of 512 keys, shorter than an epoch of batches (an epoch-long queue holds the query's own
       key from the previous epoch), momentum 0.99 (0.999 leaves the key encoder at its initialisation in a short
-      run), τ = 0.1 and SGD at 0.1 (250 steps: at τ = 0.2 and lr 0.06 the loss fell only to 92 % of ln 513 by
-      step 100; at lr 0.3 it fell to 77 % by step 25, then climbed back to 91–97 %; at lr 0.1, 81–88 %);
+      run), SGD at 0.1 and τ = 0.2 (250 steps on shapes-lt: at lr 0.3 the loss fell to 77 % of ln 513 by step
+      25, then climbed back to 91–97 %; at lr 0.1 it ends at 89 % with τ = 0.2, 92 % with 0.1, 94 % with 0.07);
     * SwAV: 100 prototypes for ~1,500 images, frozen for the first 20 % of the steps, ε = 0.01 (at ε = 0.05 and
       0.03 the codes of nearly identical initial embeddings stay uniform and the loss sits at ln K), LARS at 0.6,
       two 16 px crops of 15–40 % beside the two 32 px ones, colour distortion at half strength;
     * supervised: SGD at 0.05 on the corpus's labels.
     """
+    from contrasting.encoders.methods import ShortRun, method_spec
+
+    spec = method_spec(method)
     per_epoch = max(1, corpus_size // preset.batch_size)
-    warmup = round(max(1.0, 0.1 * steps) / per_epoch, 4)
-    crops = {"scale": [0.3, 1.0], "blur": False}
-    if method == "simclr":
-        return {"method": {"name": "simclr", "temperature": 0.2},
-                "optim": {"lr": 4.8, "scale_lr_with_batch": False, "warmup_epochs": warmup},
-                "data": {"options": crops}}
-    if method == "mocov2":
-        return {"method": {"name": "mocov2", "queue_size": min(512, 4 * preset.batch_size), "momentum": 0.99,
-                           "temperature": 0.1},
-                "optim": {"lr": 0.1, "scale_lr_with_batch": False, "warmup_epochs": warmup},
-                "data": {"options": crops}}
-    if method == "swav":
-        local = max(8, preset.resolution // 2)
-        return {"method": {"name": "swav", "prototypes": 100, "epsilon": 0.01,
-                           "freeze_prototypes_steps": max(1, steps // 5)},
-                "optim": {"lr": 0.6, "scale_lr_with_batch": False, "warmup_epochs": warmup, "final_lr_ratio": 0.001},
-                "data": {"options": {"n_local": 2, "local_size": local, "global_scale": [0.3, 1.0],
-                                     "local_scale": [0.15, 0.4], "strength": 0.5, "blur": False}}}
-    if method == "supervised":
-        return {"method": {"name": "supervised"},
-                "optim": {"lr": 0.05, "scale_lr_with_batch": False, "warmup_epochs": warmup},
-                "data": {"options": {"scale": [0.3, 1.0]}}}
-    if method == "random":
-        return {"method": {"name": "random"}}
-    raise ValueError(f"method: expected one of {', '.join(TITLES)}, got {method!r}")
+    run = ShortRun(steps, preset.batch_size, preset.resolution, round(max(1.0, 0.1 * steps) / per_epoch, 4))
+    layer = spec.short_run(run) if spec.short_run is not None else {}
+    return {"method": {"name": method, **layer.get("method", {})}, **{k: v for k, v in layer.items() if k != "method"}}
 
 
 def no_learning_loss(method: str, layer: Mapping, batch_size: int) -> float | None:
-    """The loss of a run that learned nothing: ln of the candidates each row scores (SimCLR: the 2N − 1 other
-    views; MoCo: the positive and the queue), ln K for SwAV (uniform predictions over K prototypes), ln C for
-    supervised; None for the random encoder."""
-    m = layer.get("method") or {}
-    if method == "simclr":
-        return math.log(2 * batch_size - 1)
-    if method == "mocov2":
-        return math.log(int(m.get("queue_size", 65536)) + 1)
-    if method == "swav":
-        return math.log(int(m.get("prototypes", 3000)))
-    return None
+    """The loss of a run that learned nothing (the method's ``MethodSpec.chance_loss`` under the run's method
+    options): ln of the candidates each row scores (SimCLR: the 2N − 1 other views; MoCo: the positive and the
+    queue), ln K for SwAV (uniform predictions over K prototypes); None where there is none (supervised, random)."""
+    from contrasting.encoders.methods import method_spec
+
+    return method_spec(method).chance_loss(layer.get("method") or {}, batch_size)
+
+
+def _role(method: str) -> str:
+    from contrasting.encoders.methods import method_spec
+
+    return method_spec(method).role
+
+
+def _title(method: str) -> str:
+    from contrasting.encoders.methods import method_spec
+
+    return method_spec(method).title
 
 
 # ------------------------------------------------------------------------------------------------- world
@@ -245,14 +227,14 @@ def no_learning_loss(method: str, layer: Mapping, batch_size: int) -> float | No
 
 def default_data_root() -> Path:
     """``<the built-in data cache root>/demo``: beside the default world, in a folder of its own."""
-    from contrasting.data.builtin import resolve_root  # noqa: PLC0415
+    from contrasting.data.builtin import resolve_root
 
     return resolve_root(None) / "demo"
 
 
 def world_config(preset: Preset):
     """The ``WorldConfig`` of a preset: its corpora (and the supervised one) and the tasks it evaluates."""
-    from contrasting.data.builtin import SceneSpec, WorldConfig  # noqa: PLC0415
+    from contrasting.data.builtin import SceneSpec, WorldConfig
 
     corpora = tuple(dict.fromkeys([*preset.corpora, preset.supervised_corpus]))
     scene = SceneSpec(resolution=preset.resolution, **dict(preset.scene))
@@ -262,7 +244,7 @@ def world_config(preset: Preset):
 
 def eval_tasks(preset: Preset) -> list[str]:
     """The evaluation task names of a preset (every built-in task of the catalog when it names none)."""
-    from contrasting.eval.tasks import get_task, list_tasks  # noqa: PLC0415
+    from contrasting.eval.tasks import get_task, list_tasks
 
     if preset.tasks is None:
         return [t.name for t in list_tasks(builtin=True)]
@@ -274,14 +256,14 @@ def eval_tasks(preset: Preset) -> list[str]:
 
 def world_task(task: str) -> str:
     """The data registry's name of a built-in evaluation task (``shapes-shape`` → ``shape-cls``)."""
-    from contrasting.eval.tasks import get_task  # noqa: PLC0415
+    from contrasting.eval.tasks import get_task
 
     return get_task(task).layout.options["world_task"]
 
 
 def similar_corpora(task: str) -> list[str]:
     """Corpora whose data the task's resembles (the data registry's ``similar_tasks``, read backwards)."""
-    from contrasting.data.builtin import get_corpus, list_corpora  # noqa: PLC0415
+    from contrasting.data.builtin import get_corpus, list_corpora
 
     wt = world_task(task)
     return [c for c in list_corpora() if wt in get_corpus(c).similar_tasks]
@@ -320,7 +302,9 @@ class PretrainRun:
     @property
     def cost(self) -> float:
         """Relative CPU cost, to start the longest runs first."""
-        return STEP_COST.get(self.method, 1.0) * self.steps
+        from contrasting.encoders.methods import method_spec
+
+        return method_spec(self.method).step_cost * self.steps
 
 
 def _digest(obj) -> str:
@@ -343,7 +327,7 @@ def plan_runs(preset: Preset, world, out: Path) -> list[PretrainRun]:
         if corpus is not None:
             size = world.corpora[corpus].size
             per_epoch = max(1, size // preset.batch_size)
-            if method in SSL_METHODS and corpus in preset.series_corpora:
+            if _role(method) == "ssl" and corpus in preset.series_corpora:
                 series = tuple(sorted({max(1, round(f * steps)) for f in preset.series} - {steps}))
             layer["data"] = {"corpus": str(world.corpora[corpus].root), "image_size": preset.resolution,
                              "executor": "dali", "workers": 1, **layer.get("data", {})}
@@ -352,7 +336,7 @@ def plan_runs(preset: Preset, world, out: Path) -> list[PretrainRun]:
                               "checkpoint_every": preset.checkpoint_every, "keep_checkpoints": 1,
                               "log_every": max(1, min(5, steps // 10)), "progress": False, "resume": True,
                               "export_steps": list(series)}
-            if method in SSL_METHODS:
+            if _role(method) == "ssl":
                 layer["train"].update(knn_train=str(reference["train"].root), knn_test=str(reference["test"].root),
                                       knn_every=preset.knn_every)
         else:
@@ -367,7 +351,7 @@ def plan_runs(preset: Preset, world, out: Path) -> list[PretrainRun]:
         slug = method if corpus is None else f"{method}-{corpus}"
         run_dir = out / "pretrain" / f"{slug}-{_digest(ident)}"
         layer["train"]["output_dir"] = str(run_dir)
-        name = TITLES[method] if method == "random" else f"{TITLES[method]}-{corpus}"
+        name = _title(method) if corpus is None else f"{_title(method)}-{corpus}"
         epochs = None if size is None else round(steps * preset.batch_size / size, 3)
         runs.append(PretrainRun(name, method, corpus, steps, layer, run_dir, size, epochs, series))
     return runs
@@ -379,7 +363,7 @@ def run_curves(runs: list[PretrainRun], batch_size: int) -> dict[str, dict]:
     (``knn``: [(step, top-1)]) — what the report's pre-training section shows."""
     out = {}
     for r in runs:
-        if r.method not in SSL_METHODS or not (r.dir / "log.jsonl").is_file():
+        if _role(r.method) != "ssl" or not (r.dir / "log.jsonl").is_file():
             continue
         steps, loss, knn = [], [], []
         for line in (r.dir / "log.jsonl").read_text().splitlines():
@@ -553,7 +537,7 @@ def _die_with_parent() -> None:
     """In the child, before exec: SIGTERM it when the demo dies (Linux ``PR_SET_PDEATHSIG``; elsewhere a no-op),
     so that a killed demo leaves no run writing into a directory the next demo resumes."""
     with contextlib.suppress(Exception):
-        import ctypes  # noqa: PLC0415
+        import ctypes
 
         ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG = 1
 
@@ -573,17 +557,17 @@ def _stop(proc: subprocess.Popen, grace_s: float = 10.0) -> None:
 
 
 def _write_yaml(path: Path, data: Mapping) -> None:
-    import yaml  # noqa: PLC0415
+    import yaml
 
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(yaml.safe_dump(json.loads(json.dumps(data)), sort_keys=False))
-    os.replace(tmp, path)
+    from contrasting.data.atomic import atomic_write_text
+
+    atomic_write_text(path, yaml.safe_dump(json.loads(json.dumps(data)), sort_keys=False))
 
 
 def _write_json(path: Path, data) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(data, indent=1, default=str))
-    os.replace(tmp, path)
+    from contrasting.data.atomic import atomic_write_text
+
+    atomic_write_text(path, json.dumps(data, indent=1, default=str))
 
 
 # ------------------------------------------------------------------------------------------------------ grid
@@ -595,14 +579,15 @@ def grid_spec(preset: Preset, runs: list[PretrainRun], world, out: Path, workers
     encoders = []
     balanced, unbalanced = BALANCED_PAIR
     for r in runs:
-        if r.method == "random":
+        role = _role(r.method)
+        if role == "random":
             encoders.append({"name": r.name, "kind": "checkpoint", "path": str(r.backbone), "arch": "resnet18",
-                             "method": "random"})
+                             "method": r.method})
             continue
-        entry = {"name": r.name, "kind": "supervised" if r.method == "supervised" else "run",
-                 "path": str(r.backbone if r.method == "supervised" else r.dir), "arch": "resnet18",
+        entry = {"name": r.name, "kind": "supervised" if role == "supervised" else "run",
+                 "path": str(r.backbone if role == "supervised" else r.dir), "arch": "resnet18",
                  "method": r.method, "corpus": r.corpus, "corpus_size": r.corpus_size, "epochs": r.epochs}
-        if r.method != "supervised" and r.corpus in BALANCED_PAIR:
+        if role == "ssl" and r.corpus in BALANCED_PAIR:
             entry.update(balanced=r.corpus == balanced, pair=balanced)
         encoders.append(entry)
         for step in r.series:  # the run's epoch series: the same run, exported part-way
@@ -635,7 +620,7 @@ def grid_spec(preset: Preset, runs: list[PretrainRun], world, out: Path, workers
 
 
 def _check_hparams(values: Mapping) -> None:
-    from contrasting.eval.tasks import Schedule  # noqa: PLC0415
+    from contrasting.eval.tasks import Schedule
 
     unknown = set(values) - {"image_size", "image", "pixel", "pixel_cache"}
     if unknown:
@@ -652,8 +637,8 @@ def demo_cell(request, progress):
     """The demo grid's executor (``runner.executor``): ``run_cell`` on the request's encoder and task at
     ``hparams["image_size"]``, with the settings of the task's level (``hparams["image"]`` or
     ``hparams["pixel"]``, a list of ``Schedule`` field mappings selected among on the validation split)."""
-    from contrasting.eval.protocol import run_cell  # noqa: PLC0415 - torch is imported by the grid's workers only
-    from contrasting.eval.tasks import get_task  # noqa: PLC0415
+    from contrasting.eval.protocol import run_cell  # torch is imported by the grid's workers only
+    from contrasting.eval.tasks import get_task
 
     values = dict(request.hparams)
     _check_hparams(values)
@@ -748,10 +733,10 @@ def demo_main(argv: list[str] | None = None) -> int:
         return 2
     out = Path(args.out).expanduser().resolve()
     out.mkdir(parents=True, exist_ok=True)
-    lock = open(out / ".demo.lock", "a")  # noqa: SIM115 - held for the whole run, closed below
+    lock = open(out / ".demo.lock", "a")  # held for the whole run, closed below
     try:
         try:
-            import fcntl  # noqa: PLC0415 - POSIX only; elsewhere two demos into one folder are not prevented
+            import fcntl  # POSIX only; elsewhere two demos into one folder are not prevented
 
             fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except ImportError:
@@ -773,7 +758,7 @@ def _say(text: str) -> None:
 
 
 def _demo(preset: Preset, out: Path, workers: int, threads: int, args) -> int:
-    from contrasting.data.builtin import build_world  # noqa: PLC0415
+    from contrasting.data.builtin import build_world
 
     clock = _Clock()
     tasks = eval_tasks(preset)
@@ -799,13 +784,13 @@ def _demo(preset: Preset, out: Path, workers: int, threads: int, args) -> int:
     _say(f"[2/4 pretrain] {len(pre.ran)} ran, {len(pre.reused)} reused, {len(pre.failed)} failed in "
          f"{_fmt_s(pre.wall_s)} (CPU {_fmt_s(pre.cpu_s)})")
     finished = [r for r in runs if r.done]
-    if not any(r.method in SSL_METHODS for r in finished):
+    if not any(_role(r.method) == "ssl" for r in finished):
         _say("contrasting demo: no self-supervised run finished; nothing to evaluate")
         _save_summary(out, preset, world, runs, pre, None, None, clock)
         return 1
 
-    from contrasting.eval.grid_spec import load_spec  # noqa: PLC0415
-    from contrasting.eval.runner import run_grid  # noqa: PLC0415
+    from contrasting.eval.grid_spec import load_spec
+    from contrasting.eval.pool import run_grid
 
     spec_dict = grid_spec(preset, finished, world, out, workers)
     _write_yaml(out / "grid.yaml", spec_dict)
@@ -819,7 +804,7 @@ def _demo(preset: Preset, out: Path, workers: int, threads: int, args) -> int:
     for label, err in grid.failures[:10]:
         _say(f"  failed: {label}: {err}")
 
-    from contrasting.eval.report import MAIN_FIGURE, build_report  # noqa: PLC0415
+    from contrasting.eval.report import MAIN_FIGURE, build_report
 
     _say(f"[4/4 report] analysing the grid ({preset.n_boot} bootstrap replicates per finding)")
     with clock.step("report"):
@@ -866,7 +851,7 @@ def _save_summary(out: Path, preset: Preset, world, runs, pre, grid, files, cloc
 
 def copy_main_figure(out: str | os.PathLike, dest: str | os.PathLike) -> Path:
     """Copy a demo's main report figure (``<out>/report/figures/scatter_vs_reference.png``) to ``dest``."""
-    from contrasting.eval.report import MAIN_FIGURE  # noqa: PLC0415
+    from contrasting.eval.report import MAIN_FIGURE
 
     src = Path(out) / "report" / "figures" / MAIN_FIGURE
     if not src.is_file():

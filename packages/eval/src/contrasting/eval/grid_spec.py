@@ -313,16 +313,8 @@ _RUNNER_TYPES = {"workers": int, "device": str, "timeout_s": float, "lease_s": f
                  "threads_per_worker": int, "retry_failed": bool}
 
 
-def spec_from_dict(raw: Mapping, base_dir: str | os.PathLike = ".", source: str | None = None) -> GridSpec:
-    """Type a raw mapping into a ``GridSpec`` (structure and types only; see ``validate_spec`` for tasks and
-    files). Raises ``SpecError`` listing every unknown key, wrong type and duplicate name, each with its entry."""
-    problems: list[str] = []
-    base = Path(base_dir).resolve()
-    if not isinstance(raw, Mapping):
-        raise SpecError([f"the spec must be a mapping, got {type(raw).__name__}"], source)
-    _check_keys(raw, GridSpec, "spec", problems)
-    name = _typed(raw.get("name", Path(source).stem if source else "grid"), str, "name", problems) or "grid"
-
+def _encoders_from(raw: Mapping, base: Path, problems: list[str]) -> list[GridEncoder]:
+    """The ``encoders`` entries, typed; problems appended."""
     encoders = []
     raw_encoders = raw.get("encoders") or []
     if not isinstance(raw_encoders, list) or not raw_encoders:
@@ -348,7 +340,11 @@ def spec_from_dict(raw: Mapping, base_dir: str | os.PathLike = ".", source: str 
         vals = {k: v for k, v in vals.items() if v is not None or k == "path"}
         encoders.append(GridEncoder(**vals))
     _duplicates([e.name for e in encoders], "encoders", problems)
+    return encoders
 
+
+def _tasks_from(raw: Mapping, problems: list[str]) -> list[GridTask]:
+    """The ``tasks`` entries (names or mappings), typed; problems appended."""
     tasks = []
     raw_tasks = raw.get("tasks") or []
     if not isinstance(raw_tasks, list) or not raw_tasks:
@@ -375,7 +371,11 @@ def spec_from_dict(raw: Mapping, base_dir: str | os.PathLike = ".", source: str 
     _duplicates([t.name for t in tasks], "tasks", problems)
     if sum(t.reference for t in tasks) > 1:
         problems.append("tasks: more than one task is marked reference: true")
+    return tasks
 
+
+def _hparams_from(raw: Mapping, problems: list[str]) -> list[HParamSetting]:
+    """The ``hparams`` settings (a mapping name → values, or a list of named entries); problems appended."""
     raw_h = raw.get("hparams")
     hparams: list[HParamSetting] = []
     if raw_h is None:
@@ -406,7 +406,11 @@ def spec_from_dict(raw: Mapping, base_dir: str | os.PathLike = ".", source: str 
         if k in values_seen:
             problems.append(f"hparams[{h.name!r}]: same values as hparams[{values_seen[k]!r}]")
         values_seen.setdefault(k, h.name)
+    return hparams
 
+
+def _seeds_from(raw: Mapping, problems: list[str]) -> list[int]:
+    """The ``seeds`` (an integer or a list); problems appended."""
     seeds = raw.get("seeds", [0])
     seeds = [seeds] if isinstance(seeds, int) and not isinstance(seeds, bool) else seeds
     if not isinstance(seeds, list) or not seeds or not all(isinstance(s, int) and not isinstance(s, bool)
@@ -414,7 +418,12 @@ def spec_from_dict(raw: Mapping, base_dir: str | os.PathLike = ".", source: str 
         problems.append(f"seeds: expected a non-empty list of integers, got {seeds!r}")
         seeds = [0]
     _duplicates([str(s) for s in seeds], "seeds", problems)
+    return seeds
 
+
+def _options_from(raw: Mapping, hparams: list[HParamSetting], tasks: list[GridTask],
+                  problems: list[str]) -> tuple[RunnerOptions, AnalysisOptions]:
+    """The ``runner`` and ``analysis`` sections, typed and checked; problems appended."""
     runner = _sub_options(raw.get("runner"), RunnerOptions, _RUNNER_TYPES, "runner", problems)
     if runner.device not in ("auto", "cpu", "cuda") and not runner.device.startswith("cuda:"):
         problems.append(f"runner.device: expected auto, cpu, cuda or cuda:N, got {runner.device!r}")
@@ -430,6 +439,24 @@ def spec_from_dict(raw: Mapping, base_dir: str | os.PathLike = ".", source: str 
         problems.append(f"analysis.hparams: no hyper-parameter setting named {analysis.hparams!r}")
     if analysis.reference_task is not None and analysis.reference_task not in {t.name for t in tasks}:
         problems.append(f"analysis.reference_task: {analysis.reference_task!r} is not one of the grid's tasks")
+    return runner, analysis
+
+
+def spec_from_dict(raw: Mapping, base_dir: str | os.PathLike = ".", source: str | None = None) -> GridSpec:
+    """Type a raw mapping into a ``GridSpec`` (structure and types only; see ``validate_spec`` for tasks and
+    files). Raises ``SpecError`` listing every unknown key, wrong type and duplicate name, each with its entry."""
+    problems: list[str] = []
+    base = Path(base_dir).resolve()
+    if not isinstance(raw, Mapping):
+        raise SpecError([f"the spec must be a mapping, got {type(raw).__name__}"], source)
+    _check_keys(raw, GridSpec, "spec", problems)
+    name = _typed(raw.get("name", Path(source).stem if source else "grid"), str, "name", problems) or "grid"
+
+    encoders = _encoders_from(raw, base, problems)
+    tasks = _tasks_from(raw, problems)
+    hparams = _hparams_from(raw, problems)
+    seeds = _seeds_from(raw, problems)
+    runner, analysis = _options_from(raw, hparams, tasks, problems)
 
     strs = {k: _typed(raw.get(k), str, k, problems) for k in ("store", "data_root", "cache_dir", "code_version")}
     if problems:
@@ -488,7 +515,7 @@ TaskLookup = Callable[[str], TaskInfo]
 
 def catalog_task_lookup(name: str) -> TaskInfo:
     """The default ``TaskLookup``: ``contrasting.eval.tasks.get_task`` (KeyError naming the known tasks)."""
-    from contrasting.eval import tasks as catalog  # noqa: PLC0415 - the catalog is optional for the grid
+    from contrasting.eval import tasks as catalog  # the catalog is optional for the grid
 
     t = catalog.get_task(name)
     return TaskInfo(name=t.name, level=t.group, kind=t.kind, metric=t.metric, higher_is_better=t.higher_is_better,
@@ -641,7 +668,7 @@ HParamCheck = Callable[[Mapping | list], list[str]]
 def catalog_hparam_check(values: Mapping | list) -> list[str]:
     """The hyper-parameter check for contrasting.eval's ``run_cell``: every key is a ``Schedule`` field (a
     setting may be a list of such mappings, selected among inside the cell)."""
-    from contrasting.eval.tasks import Schedule  # noqa: PLC0415
+    from contrasting.eval.tasks import Schedule
 
     known = list(Schedule.__dataclass_fields__)
     problems = []

@@ -87,7 +87,7 @@ def standard_error(metric: str, stats: np.ndarray, replicates: int = 1000, seed:
 def encode_samples(metric: str, stats: np.ndarray) -> dict:
     """A JSON-able record of per-sample statistics (base64 of the little-endian array: int32 when every value is
     an integer, else float64)."""
-    import base64  # noqa: PLC0415
+    import base64
 
     a = np.asarray(stats)
     a = a.reshape(len(a), -1)
@@ -98,7 +98,7 @@ def encode_samples(metric: str, stats: np.ndarray) -> dict:
 
 def decode_samples(record: dict) -> tuple[str, np.ndarray]:
     """(metric, stats) of an ``encode_samples`` record; ValueError when it is malformed."""
-    import base64  # noqa: PLC0415
+    import base64
 
     try:
         shape = tuple(int(v) for v in record["shape"])

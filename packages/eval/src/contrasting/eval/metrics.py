@@ -110,7 +110,7 @@ class ConfusionMatrix(_PerSample):
         idx = target[keep] * c + p[keep]
         self.matrix += torch.bincount(idx, minlength=c * c).view(c, c)
         sample = torch.arange(len(pred)).view(-1, 1).expand_as(pred)
-        counts = lambda values, mask: torch.bincount(  # noqa: E731 - per (sample, class) counts
+        counts = lambda values, mask: torch.bincount(
             (sample[mask] * c + values[mask]), minlength=len(pred) * c).view(len(pred), c)
         tp = counts(target, keep & (p == target))
         fp = counts(p, keep) - tp

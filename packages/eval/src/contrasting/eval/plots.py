@@ -16,8 +16,8 @@ from pathlib import Path
 import matplotlib
 
 matplotlib.use("Agg")  # headless: figures are only ever written to files
-import matplotlib.pyplot as plt  # noqa: E402 - after the backend choice
-import numpy as np  # noqa: E402
+import matplotlib.pyplot as plt
+import numpy as np
 
 DPI = 100
 GROUPS = ("image semantic", "image structural", "pixel semantic", "pixel structural")
@@ -191,8 +191,8 @@ def critical_difference(names: Sequence[str], mean_rank: np.ndarray, pairwise_p:
                         path: str | os.PathLike, *, title: str) -> Path:
     """Demšar's critical-difference diagram (scikit-posthocs): encoders on the axis of mean ranks, bars joining
     those whose Nemenyi test does not separate them at 5 %."""
-    import pandas as pd  # noqa: PLC0415
-    import scikit_posthocs as sp  # noqa: PLC0415
+    import pandas as pd
+    import scikit_posthocs as sp
 
     ranks = pd.Series(np.asarray(mean_rank, dtype=float), index=list(names))
     sig = pd.DataFrame(np.asarray(pairwise_p, dtype=float), index=list(names), columns=list(names))

@@ -455,7 +455,7 @@ def decode_depth(ref, size, spec: TaskSpec) -> torch.Tensor:
 def decode_kitti_flow(ref, size, spec: TaskSpec) -> torch.Tensor:
     """KITTI flow PNG → (3, H, W): u, v in pixels of the resized image, valid ∈ {0, 1}.
     u = (R − 2^15)/64 · W'/W, v = (G − 2^15)/64 · H'/H; nearest resize (the flow is sparse)."""
-    import torchvision  # noqa: PLC0415
+    import torchvision
 
     # PIL reads 16-bit RGB PNGs as 8-bit; torchvision decodes them but warns that its decoders are deprecated
     # since 0.29 (in favour of torchcodec, not a dependency here). Remove when torchcodec is adopted.
@@ -472,7 +472,7 @@ def decode_kitti_flow(ref, size, spec: TaskSpec) -> torch.Tensor:
 def decode_egohands(ref, size, spec: TaskSpec) -> torch.Tensor:
     """EgoHands polygons (myleft, myright, yourleft, yourright → classes 1..4, 0 background) rasterised at
     720×1280 and resized (nearest)."""
-    from scipy.io import loadmat  # noqa: PLC0415 - only EgoHands needs scipy
+    from scipy.io import loadmat  # only EgoHands needs scipy
 
     mat, frame = ref
     polys = loadmat(mat)["polygons"][0][frame]
@@ -510,7 +510,7 @@ class TaskDataset(torch.utils.data.Dataset):
         self.std = torch.tensor(IMAGENET_STD).view(3, 1, 1)
         self.augment = None
         if augment:
-            from torchvision.transforms import v2  # noqa: PLC0415
+            from torchvision.transforms import v2
 
             self.augment = v2.Compose([v2.ColorJitter(0.4, 0.4, 0.4, 0.1), v2.RandomGrayscale(0.2)])
 

@@ -33,8 +33,8 @@ from pathlib import Path
 
 import numpy as np
 
+from contrasting.data.atomic import atomic_write_text
 from contrasting.eval import plots, stats
-from contrasting.eval.atomic import atomic_write_text
 from contrasting.eval.claims import (
     CLAIMS,
     INCONCLUSIVE,
@@ -117,7 +117,7 @@ class ReportFiles:
 
 
 def _from_store(path, spec_hash: str | None) -> tuple[Results, list, dict]:
-    from contrasting.eval.store import ResultStore  # noqa: PLC0415 - only stores need it
+    from contrasting.eval.store import ResultStore  # only stores need it
 
     store = path if isinstance(path, ResultStore) else ResultStore(path, create=False)
     try:
@@ -142,7 +142,7 @@ def _from_store(path, spec_hash: str | None) -> tuple[Results, list, dict]:
 def load_source(source, spec_hash: str | None = None) -> tuple[Results, list, dict]:
     """(results, the grid's cells — stores only —, info) from a results store or its path, a results CSV, a
     pandas DataFrame or ``Results``."""
-    import pandas as pd  # noqa: PLC0415
+    import pandas as pd
 
     if isinstance(source, Results):
         return source, [], {"name": source.source, "source": source.source}
@@ -202,9 +202,9 @@ def build_report(source, out_dir: str | os.PathLike | None = None, *, reference:
 
 
 def _cells_csv(cells: Sequence, path: Path) -> Path:
-    import io  # noqa: PLC0415
+    import io
 
-    from contrasting.eval.runner import error_summary  # noqa: PLC0415 - torch-free
+    from contrasting.eval.cells import error_summary  # torch-free
 
     buf = io.StringIO()
     w = csv.writer(buf)
@@ -564,7 +564,7 @@ def _method_section(grid: Grid, results: Results, info: dict, cells: Sequence) -
     s.items += [Para(n) for n in results.frame.attrs.get("notes", [])]
     failed = [c for c in cells if c.status == "failed"]
     if failed:
-        from contrasting.eval.runner import error_summary  # noqa: PLC0415
+        from contrasting.eval.cells import error_summary
 
         s.items.append(Table(["cell", "error"], [[c.label, error_summary(c.error)] for c in failed],
                              caption="Failed cells (rerun the grid to retry).", name="failed"))
@@ -698,8 +698,9 @@ def _markdown(title: str, info: dict, sections: list[Section], grid: Grid, out: 
 # -------------------------------------------------------------------------------------------------- CLI
 
 
-def report_command(args: argparse.Namespace) -> int:
-    """Run ``contrasting report`` with parsed arguments; prints where the files are and each finding's verdict.
+def run_report(args: argparse.Namespace) -> int:
+    """Run ``contrasting report`` with parsed arguments (``report_cli.add_report_arguments``); prints where the
+    files are and each finding's verdict.
     Returns 0, or 2 on a missing or malformed source (one line on stderr)."""
     if args.bootstrap is None:
         args.bootstrap = REPLICATES
@@ -710,11 +711,11 @@ def report_command(args: argparse.Namespace) -> int:
     source = Path(args.source)
     try:
         if source.suffix in (".yaml", ".yml"):
-            from contrasting.eval.grid_spec import load_spec  # noqa: PLC0415
+            from contrasting.eval.grid_spec import load_spec
 
             source = load_spec(source, validate=False).store_path
         files = build_report(source, args.out, reference=args.reference, spec_hash=args.spec_hash, title=args.title,
-                             replicates=args.bootstrap)
+                             replicates=args.bootstrap, compare=args.compare)
     except (OSError, ValueError, KeyError, RuntimeError) as exc:
         text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         print(f"contrasting report: error: {text}", file=sys.stderr)
@@ -724,18 +725,3 @@ def report_command(args: argparse.Namespace) -> int:
         effect = "" if f.effect is None else f"  effect {f.effect:+.3f} [{_f(f.ci_low)}, {_f(f.ci_high)}]"
         print(f"  finding {f.number} ({f.name}): {f.verdict}{effect}")
     return 0
-
-
-def report_main(argv: list[str] | None = None) -> int:
-    """Write the study's analysis of a results store or results CSV: HTML and Markdown report, findings.json,
-    results.csv, figures.
-
-    The ``contrasting report`` subcommand (entry point ``contrasting.commands``: a callable taking ``argv`` and
-    returning the exit status); ``python -m contrasting.eval.report`` runs it without the dispatcher."""
-    from contrasting.eval.cli import report_command as command  # noqa: PLC0415
-
-    return command(argv)
-
-
-if __name__ == "__main__":
-    sys.exit(report_main())

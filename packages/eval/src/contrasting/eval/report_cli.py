@@ -17,4 +17,7 @@ def add_report_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentPa
     parser.add_argument("--bootstrap", type=int, default=None,
                         help="bootstrap replicates (default: the analysis's, contrasting.eval.claims.REPLICATES; "
                              "0: no intervals, every verdict inconclusive)")
+    parser.add_argument("--compare", default=None,
+                        help="another report's folder or findings.json (e.g. the same study under another seed): "
+                             "the report names the conclusive verdicts that differ")
     return parser

@@ -357,7 +357,7 @@ def to_frame(results: Results) -> pd.DataFrame:
 
 def write_csv(results: Results, path: str | os.PathLike) -> Path:
     """Write the table to ``path`` atomically (one header row; ``read_csv`` gives it back)."""
-    from contrasting.eval.atomic import atomic_write_text  # noqa: PLC0415 - keeps this module import-light
+    from contrasting.data.atomic import atomic_write_text  # keeps this module import-light
 
     return atomic_write_text(path, to_frame(results).to_csv(index=False))
 
@@ -389,7 +389,7 @@ def from_cells(cells, *, hparams: str | None = None, hparams_order=(), source: s
     val_score, metrics, encoder_meta, task_meta, status): one row per encoder × task × seed of the setting chosen
     by ``_chosen_setting`` (never by the test score), with the cell's ``se``, ``baseline`` and per-sample
     statistics from its metrics. ``frame.attrs["notes"]`` says when a setting was chosen without validation."""
-    from contrasting.eval.metric_stats import decode_samples  # noqa: PLC0415
+    from contrasting.eval.metric_stats import decode_samples
 
     done = [c for c in cells if getattr(c, "status", "done") == "done" and c.score is not None]
     by: dict[tuple[str, str], dict[str, list]] = {}

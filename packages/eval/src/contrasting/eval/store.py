@@ -77,6 +77,11 @@ class StoreVersionError(StoreError):
     """The store was written by a newer schema version than this code knows."""
 
 
+class StoreCorruptError(StoreError):
+    """The store fails SQLite's ``PRAGMA quick_check``: it is refused, nothing is written into it
+    (``repair_store`` salvages the intact rows into a new file)."""
+
+
 # --------------------------------------------------------------------------------------------- identities
 
 
@@ -149,18 +154,9 @@ class CellRecord:
 
 
 @dataclass(frozen=True)
-class CellRow:
-    """A cell as stored (JSON columns decoded)."""
+class CellRow(CellRecord):
+    """A cell as stored (JSON columns decoded): the registered cell and its state."""
 
-    key: str
-    encoder: str
-    task: str
-    hparams_name: str
-    hparams: dict | list
-    seed: int
-    encoder_meta: dict
-    task_meta: dict
-    request: dict
     status: str
     score: float | None = None
     val_score: float | None = None
@@ -222,9 +218,13 @@ class ResultStore:
         if not create and not self.path.exists():
             raise FileNotFoundError(f"no results store at {self.path}")
         self.path.parent.mkdir(parents=True, exist_ok=True)
+        existing = self.path.is_file() and self.path.stat().st_size > 0
+        self._db = None
         try:
             self._db = sqlite3.connect(str(self.path), timeout=timeout_s, isolation_level=None)
             self._db.execute(f"PRAGMA busy_timeout={int(timeout_s * 1000)}")
+            if existing:
+                self._refuse_if_damaged()
             mode = self._db.execute("PRAGMA journal_mode=WAL").fetchone()[0]
             if str(mode).lower() != "wal":
                 raise StoreError(f"{self.path}: cannot switch to WAL journal mode (got {mode})")
@@ -233,7 +233,23 @@ class ResultStore:
                 self._db.execute(f"PRAGMA {name}={int(value) if isinstance(value, (int, bool)) else value}")
             self._init_schema()
         except sqlite3.Error as exc:
+            self.close()
             raise StoreError(f"{self.path}: cannot open the results store: {exc}") from exc
+        except StoreError:
+            self.close()
+            raise
+
+    def _refuse_if_damaged(self) -> None:
+        """``StoreCorruptError`` unless ``PRAGMA quick_check`` finds the file sound (before anything is written)."""
+        try:
+            problems = [r[0] for r in self._db.execute("PRAGMA quick_check").fetchall()]
+        except sqlite3.DatabaseError as exc:
+            problems = [str(exc)]
+        if problems != ["ok"]:
+            first = " ".join(" ".join(problems).split())[:160]
+            raise StoreCorruptError(f"{self.path}: the results store is damaged ({first}; {len(problems)} "
+                                    f"problem(s)); nothing was written to it. Salvage its intact rows with "
+                                    f"`contrasting grid repair {self.path} --out NEW.sqlite`")
 
     # -- plumbing
 
@@ -564,3 +580,64 @@ class ResultStore:
         with self.transaction() as db:
             for (p, s, m), h in cache.items():
                 db.execute("INSERT OR REPLACE INTO file_hashes VALUES (?, ?, ?, ?)", (p, s, m, h))
+
+
+def repair_store(source: str | os.PathLike, dest: str | os.PathLike) -> dict[str, tuple[int, int]]:
+    """Copy every row of a damaged store ``source`` that SQLite can still read into a new store ``dest`` (which
+    must not exist); returns {table: (rows kept, rows lost)}. Rows are read in bulk, and one by one by rowid where
+    the bulk read fails; a row that cannot be read is lost (counted). ``source`` is opened read-only."""
+    source, dest = Path(source), Path(dest)
+    if not source.is_file():
+        raise FileNotFoundError(f"no results store at {source}")
+    if dest.exists():
+        raise FileExistsError(f"{dest} exists: repair writes a new file")
+    try:
+        src = sqlite3.connect(f"file:{source}?mode=ro", uri=True)
+    except sqlite3.Error as exc:
+        raise StoreError(f"{source}: cannot open: {exc}") from exc
+    report: dict[str, tuple[int, int]] = {}
+    with ResultStore(dest) as out, contextlib.closing(src):
+        for table in _TABLES:
+            rows, lost = _salvage(src, table)
+            if table == "meta":
+                rows = [r for r in rows if r[0] != "created"]
+            with out.transaction() as db:
+                for row in rows:
+                    db.execute(f"INSERT OR IGNORE INTO {table} VALUES ({', '.join('?' * len(row))})", row)
+            report[table] = (len(rows), lost)
+    return report
+
+
+_TABLES = ("meta", "specs", "cells", "spec_cells", "attempts", "ingested", "file_hashes")
+
+
+def _salvage(src: sqlite3.Connection, table: str, give_up_after: int = 2000) -> tuple[list[tuple], int]:
+    """The readable rows of ``table`` and how many were lost: in bulk when the table reads whole, else row by row
+    by rowid up to max(rowid) (or until ``give_up_after`` rowids in a row are unreadable or absent). Lost rows:
+    the table's count (when its index still answers) minus those kept, else the rowids that failed to read."""
+    try:
+        return src.execute(f"SELECT * FROM {table}").fetchall(), 0
+    except sqlite3.DatabaseError:
+        pass
+
+    def scalar(query: str):
+        try:
+            return src.execute(query).fetchone()[0]
+        except sqlite3.DatabaseError:
+            return None
+
+    total, top = scalar(f"SELECT count(*) FROM {table}"), scalar(f"SELECT max(rowid) FROM {table}")
+    rows, failed, misses, rowid = [], 0, 0, 0
+    while (rowid < top) if top is not None else (misses < give_up_after):
+        rowid += 1
+        try:
+            row = src.execute(f"SELECT * FROM {table} WHERE rowid = ?", (rowid,)).fetchone()
+        except sqlite3.DatabaseError:
+            failed, misses = failed + 1, misses + 1
+            continue
+        if row is None:
+            misses += 1
+            continue
+        rows.append(row)
+        misses = 0
+    return rows, (max(total - len(rows), 0) if total is not None else failed)

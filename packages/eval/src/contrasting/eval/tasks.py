@@ -158,7 +158,7 @@ def data_home() -> Path:
 def resolve_root(spec: TaskSpec, data_root: os.PathLike | str | None = None) -> Path:
     """The directory a task's layout paths are relative to (see the module docstring for the order)."""
     if spec.builtin:
-        from contrasting.eval._adapters import world_dir  # noqa: PLC0415 - the adapter imports the data package
+        from contrasting.eval._adapters import world_dir  # the adapter imports the data package
 
         return world_dir(data_root)
     if data_root is not None:

@@ -84,3 +84,12 @@ def raise_if_nonfinite(result: torch.Tensor, inputs: dict[str, torch.Tensor]) ->
         "loss is not finite although every input is: the inputs overflow their dtype "
         f"({next(iter(inputs.values())).dtype}); use float32 or a larger temperature"
     )
+
+
+def reduce_loss(loss: torch.Tensor, reduction: str) -> torch.Tensor:
+    """Per-row losses reduced by ``reduction``: "mean", "sum", or "none" (returned as they are)."""
+    if reduction == "mean":
+        return loss.mean()
+    if reduction == "sum":
+        return loss.sum()
+    return loss

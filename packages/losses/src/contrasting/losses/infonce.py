@@ -91,14 +91,6 @@ def _positive(x: torch.Tensor, y: torch.Tensor, scale: torch.Tensor) -> torch.Te
     return scale * (x.to(scale.dtype) * y.to(scale.dtype)).sum(dim=1)
 
 
-def _reduce(loss: torch.Tensor, reduction: str) -> torch.Tensor:
-    if reduction == "mean":
-        return loss.mean()
-    if reduction == "sum":
-        return loss.sum()
-    return loss
-
-
 def info_nce(
     query: torch.Tensor,
     key: torch.Tensor,
@@ -148,7 +140,7 @@ def info_nce(
     loss = lse - pos
     if check_finite:
         _checks.raise_if_nonfinite(loss, {"query": query, "key": key, "queue": queue})
-    return _reduce(loss, reduction)
+    return _checks.reduce_loss(loss, reduction)
 
 
 def nt_xent(
@@ -191,7 +183,7 @@ def nt_xent(
     loss = lse - pos
     if check_finite:
         _checks.raise_if_nonfinite(loss, {"z1": z1, "z2": z2})
-    return _reduce(loss, reduction)
+    return _checks.reduce_loss(loss, reduction)
 
 
 def clip_loss(
@@ -230,4 +222,4 @@ def clip_loss(
     loss = 0.5 * ((lse_rows - pos) + (lse_cols - pos))
     if check_finite:
         _checks.raise_if_nonfinite(loss, {"a": a, "b": b})
-    return _reduce(loss, reduction)
+    return _checks.reduce_loss(loss, reduction)

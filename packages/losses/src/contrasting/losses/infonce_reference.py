@@ -18,13 +18,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-
-def _reduce(loss: torch.Tensor, reduction: str) -> torch.Tensor:
-    if reduction == "mean":
-        return loss.mean()
-    if reduction == "sum":
-        return loss.sum()
-    return loss
+from ._checks import reduce_loss
 
 
 def info_nce_reference(
@@ -92,4 +86,4 @@ def clip_loss_reference(
     per_pair = 0.5 * (
         F.cross_entropy(logits, labels, reduction="none") + F.cross_entropy(logits.T, labels, reduction="none")
     )
-    return _reduce(per_pair, reduction)
+    return reduce_loss(per_pair, reduction)

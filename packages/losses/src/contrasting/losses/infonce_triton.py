@@ -32,8 +32,7 @@ import torch
 import triton
 import triton.language as tl
 
-LOG2E = 1.4426950408889634  # log2(e): exp(x) = 2^(x·log2 e)
-LN2 = 0.6931471805599453  # ln(2): converts base-2 LSE back to natural log
+from ._log2 import LN2, LN2_C, LOG2E_C
 
 # EXCL_MODE values: which side's index vector holds the excluded partner.
 EXCL_NONE, EXCL_ON_A, EXCL_ON_B = 0, 1, 2
@@ -76,7 +75,7 @@ def _infonce_fwd_kernel(
     offs_r = pid_r * BLOCK_R + tl.arange(0, BLOCK_R)
     offs_d = tl.arange(0, BLOCK_D)
     row_ok = offs_r < R
-    scale2 = tl.load(SCALE_ptr).to(tl.float32) * 1.4426950408889634  # σ·log2(e)
+    scale2 = tl.load(SCALE_ptr).to(tl.float32) * LOG2E_C  # σ·log2(e)
     x_rows = X_ptr + offs_r.to(tl.int64)[:, None] * stride_xr
     x_tile = tl.zeros((BLOCK_R, BLOCK_D), dtype=X_ptr.dtype.element_ty)
     if ONE_D_CHUNK:
@@ -122,11 +121,11 @@ def _infonce_fwd_kernel(
             part = pid_r.to(tl.int64) * M + offs_c
             tl.store(COLM_ptr + part, cm, mask=col_ok)
             tl.store(COLL_ptr + part, cl, mask=col_ok)
-    lse = (m_i + tl.log2(l_i)) * 0.6931471805599453  # ln(2)
+    lse = (m_i + tl.log2(l_i)) * LN2_C
     if pid_d == 0:
         tl.store(LSE_ptr + offs_r, lse, mask=row_ok)
     if COMPUTE_DX:
-        dx = acc * ((scale2 * 0.6931471805599453) / l_i)[:, None]
+        dx = acc * ((scale2 * LN2_C) / l_i)[:, None]
         tl.store(DX_ptr + offs_r.to(tl.int64)[:, None] * stride_dxr + dx_cols[None, :],
                  dx, mask=row_ok[:, None] & (dx_cols[None, :] < D))
 
@@ -150,14 +149,14 @@ def _infonce_bwd_kernel(
     offs_d = tl.arange(0, BLOCK_D)
     a_ok = offs_a < RA
     scale = tl.load(SCALE_ptr).to(tl.float32)
-    scale2 = scale * 1.4426950408889634  # σ·log2(e)
+    scale2 = scale * LOG2E_C  # σ·log2(e)
     a_rows = A_ptr + offs_a.to(tl.int64)[:, None] * stride_ar
     a_tile = tl.zeros((BLOCK_A, BLOCK_D), dtype=A_ptr.dtype.element_ty)
     if ONE_D_CHUNK:
         a_tile = tl.load(a_rows + offs_d[None, :] * stride_ad, mask=a_ok[:, None] & (offs_d[None, :] < D),
                          other=0.0)
     if A_TERM:
-        lse_a2 = tl.load(LSE_A_ptr + offs_a, mask=a_ok, other=0.0) * 1.4426950408889634
+        lse_a2 = tl.load(LSE_A_ptr + offs_a, mask=a_ok, other=0.0) * LOG2E_C
         g_a = tl.load(G_A_ptr + offs_a, mask=a_ok, other=0.0)
     if EXCL_MODE == 1:
         excl_a = tl.load(EXCL_ptr + offs_a, mask=a_ok, other=-1)
@@ -183,7 +182,7 @@ def _infonce_bwd_kernel(
         if A_TERM:
             ds += g_a[:, None] * tl.exp2(s2 - lse_a2[:, None])
         if B_TERM:
-            lse_b2 = tl.load(LSE_B_ptr + offs_b, mask=b_ok, other=0.0) * 1.4426950408889634
+            lse_b2 = tl.load(LSE_B_ptr + offs_b, mask=b_ok, other=0.0) * LOG2E_C
             g_b = tl.load(G_B_ptr + offs_b, mask=b_ok, other=0.0)
             ds += g_b[None, :] * tl.exp2(s2 - lse_b2[None, :])
         ds = tl.where(keep, ds, 0.0)
@@ -344,10 +343,5 @@ class TritonPairwiseLSE(torch.autograd.Function):
         if d_scale is not None:
             d_scale = d_scale.reshape(ctx.scale_shape).to(ctx.scale_dtype)
         return dx, dy, d_scale, None, None
-
-
-def kernel_dtype_ok(dtype: torch.dtype) -> bool:
-    """Whether the Triton kernels accept ``dtype`` (float64 is served by the torch backend only)."""
-    return dtype in MAX_BLOCK_D
 
 

@@ -44,10 +44,8 @@ import torch.distributed as dist
 import triton
 import triton.language as tl
 
+from ._log2 import LN2_C, LOG2E, LOG2E_C
 from .sinkhorn_torch import global_rows
-
-LOG2E = 1.4426950408889634  # log2(e): exp(x) = 2^(x·log2 e)
-LN2 = 0.6931471805599453  # ln(2): converts base-2 log-sums back to natural logs
 
 
 @triton.jit
@@ -183,7 +181,7 @@ def _swav_ce_fwd_kernel(
         m_safe = tl.where(m_new == float("-inf"), 0.0, m_new)
         l = l * tl.exp2(m - m_safe) + tl.sum(tl.exp2(x - m_safe[:, None]), 1)
         m = m_new
-    lse = (m + tl.log2(tl.where(row_ok, l, 1.0))) * 0.6931471805599453  # ln(2); masked rows: no log2(0)
+    lse = (m + tl.log2(tl.where(row_ok, l, 1.0))) * LN2_C  # masked rows: no log2(0)
     tl.store(LSE_ptr + offs_b, lse, mask=row_ok)
     tl.store(LOSS_ptr + offs_b, count * lse - inv_temp * dot, mask=row_ok)
 
@@ -204,7 +202,7 @@ def _swav_ce_bwd_kernel(
     s_rows = S_ptr + offs_b.to(tl.int64)[:, None] * stride_sb
     t_rows = T_ptr + offs_b.to(tl.int64)[:, None] * stride_tb
     d_rows = DS_ptr + offs_b.to(tl.int64)[:, None] * stride_db
-    lse2 = tl.load(LSE_ptr + offs_b, mask=row_ok, other=0.0) * 1.4426950408889634  # log2(e)
+    lse2 = tl.load(LSE_ptr + offs_b, mask=row_ok, other=0.0) * LOG2E_C
     g = tl.load(G_ptr + offs_b, mask=row_ok, other=0.0) * inv_temp
     for k0 in range(0, K, BLOCK_K):
         offs_k = k0 + tl.arange(0, BLOCK_K)

@@ -218,7 +218,7 @@ class _Progress:
         self.total, self.done, self.enabled, self.bar, self.shown = total, 0, enabled, None, -1
         if enabled:
             try:
-                from tqdm.auto import tqdm  # noqa: PLC0415 - optional
+                from tqdm.auto import tqdm  # optional
 
                 self.bar = tqdm(total=total, unit="item", desc="built-in world")
             except ImportError:
@@ -291,7 +291,7 @@ def file_list_digest(folder: Path) -> tuple[int, str]:
 
 
 def _versions() -> dict:
-    import PIL  # noqa: PLC0415
+    import PIL
 
     return {"python": platform.python_version(), "numpy": np.__version__, "pillow": PIL.__version__,
             "zlib": zlib.ZLIB_RUNTIME_VERSION}

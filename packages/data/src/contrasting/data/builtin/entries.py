@@ -82,7 +82,7 @@ def load_real_digits() -> tuple[np.ndarray, np.ndarray]:
         data = np.loadtxt(csv, delimiter=",")
         images, labels = data[:, :-1].reshape(-1, 8, 8), data[:, -1]
     else:
-        from sklearn.datasets import load_digits  # noqa: PLC0415 - slow import, fallback only
+        from sklearn.datasets import load_digits  # slow import, fallback only
 
         bunch = load_digits()
         images, labels = bunch.images, bunch.target

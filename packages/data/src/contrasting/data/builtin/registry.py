@@ -192,31 +192,29 @@ CORPORA: dict[str, CorpusSpec] = {}
 TASKS: dict[str, TaskSpec] = {}
 
 
+def _registrar(table: dict, spec_cls: type, kind: str, name: str, spec: dict) -> Callable[[Sampler], Sampler]:
+    def decorate(sampler: Sampler) -> Sampler:
+        if name in table:
+            raise ValueError(f"{kind} {name!r} is already registered")
+        table[name] = spec_cls(name=name, sampler=sampler, **spec)
+        return sampler
+
+    return decorate
+
+
 def register_corpus(name: str, **spec) -> Callable[[Sampler], Sampler]:
     """Decorator: register the sampler as corpus ``name`` (keyword fields of :class:`CorpusSpec`).
 
     Decorators stack, so one sampler may serve several corpora. Raises ValueError on a duplicate name.
     """
 
-    def decorate(sampler: Sampler) -> Sampler:
-        if name in CORPORA:
-            raise ValueError(f"corpus {name!r} is already registered")
-        CORPORA[name] = CorpusSpec(name=name, sampler=sampler, **spec)
-        return sampler
-
-    return decorate
+    return _registrar(CORPORA, CorpusSpec, "corpus", name, spec)
 
 
 def register_task(name: str, **spec) -> Callable[[Sampler], Sampler]:
     """Decorator: register the sampler as task ``name`` (keyword fields of :class:`TaskSpec`)."""
 
-    def decorate(sampler: Sampler) -> Sampler:
-        if name in TASKS:
-            raise ValueError(f"task {name!r} is already registered")
-        TASKS[name] = TaskSpec(name=name, sampler=sampler, **spec)
-        return sampler
-
-    return decorate
+    return _registrar(TASKS, TaskSpec, "task", name, spec)
 
 
 def list_corpora() -> list[str]:

@@ -5,8 +5,9 @@ Contract between a method and the training loop (``contrasting.encoders.trainer`
 * ``loss = method(views, labels)`` — ``views`` a list of (N, 3, H, W) tensors (the same N images, one
   tensor per view; views of equal size are encoded together), ``labels`` (N,) int64 or None. One forward
   per backward: everything the loss needs (momentum keys, Sinkhorn codes) happens inside it.
-* ``method.step`` — the optimizer step about to be taken (0-based), set by the loop before the forward.
-  Methods with step-dependent behaviour (SwAV's prototype freeze and queue start) read it.
+* ``method.step`` — the optimizer step about to be taken (0-based), set by the loop before the forward;
+  ``method.total_steps`` — the run's total steps (None when unknown), set by the loop before training.
+  Methods with step-dependent behaviour (SwAV's prototype freeze and queue start, BYOL's τ schedule) read them.
 * ``method.before_step(set_param)`` — called once per optimizer step before its first forward;
   ``set_param(param, value)`` writes a parameter everywhere it lives (the module and, under ZeRO,
   the optimizer's fp32 master copy). SwAV projects its prototypes onto the unit sphere here.
@@ -91,6 +92,7 @@ class Method(nn.Module):
         self.backbone = backbone
         self.process_group = process_group
         self.step = 0
+        self.total_steps: int | None = None
         self.registry_name = ""
 
     def forward(self, views: list[torch.Tensor], labels: torch.Tensor | None = None) -> torch.Tensor:

@@ -6,7 +6,10 @@ from dataclasses import dataclass
 
 import torch
 
+from ..backbones import ResNet
+from ..view_spec import ViewSpec
 from ._base import Method
+from .spec import MethodSpec, register_method
 
 
 @dataclass
@@ -22,3 +25,12 @@ class RandomInit(Method):
     def forward(self, views: list[torch.Tensor], labels: torch.Tensor | None = None) -> torch.Tensor:
         """Not trainable: raises ``RuntimeError``."""
         raise RuntimeError("the random encoder is not trained: export it as initialised (pretrain does)")
+
+
+RANDOM_SPEC = MethodSpec("Random", role="random", views=lambda size: [ViewSpec(size, (0.35, 1.0), jitter=0.0)],
+                         trainable=False, step_cost=0.0, short_run=lambda run: {})
+
+
+@register_method("random", RandomConfig, RANDOM_SPEC, paper="Kotar et al., ICCV 2021 (baseline)", origin="this package")
+def _random(config: RandomConfig, backbone: ResNet, process_group=None) -> RandomInit:
+    return RandomInit(backbone, process_group)

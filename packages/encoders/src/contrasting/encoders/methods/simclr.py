@@ -8,6 +8,7 @@ global batch: 2·N·W − 1 negatives per row), with gradients returned to their
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import torch
@@ -17,6 +18,7 @@ from contrasting.losses import nt_xent
 from ..backbones import ResNet
 from ._base import Method, check_views, encode_views, world_size
 from .heads import projection_mlp
+from .spec import MethodSpec, ShortRun, register_method, two_views
 
 
 @dataclass
@@ -49,3 +51,22 @@ class SimCLR(Method):
         group = self.process_group if self.config.gather_negatives and world_size(self.process_group) > 1 else None
         return nt_xent(z_a.float(), z_b.float(), temperature=self.config.temperature, process_group=group,
                        check_finite=False)
+
+
+def _short_run(run: ShortRun) -> dict:
+    # τ 0.2 and LARS at 4.8 (no batch scaling) for a few hundred steps of a small corpus; crops of 30-100 %
+    return {"method": {"temperature": 0.2},
+            "optim": {"lr": 4.8, "scale_lr_with_batch": False, "warmup_epochs": run.warmup_epochs},
+            "data": {"options": {"scale": [0.3, 1.0], "blur": False}}}
+
+
+SIMCLR_SPEC = MethodSpec(
+    "SimCLR", optim={"name": "lars", "lr": 0.3, "weight_decay": 1e-6, "warmup_epochs": 10,
+                     "exclude_bias_and_norm": True},
+    recipe="simclr", views=two_views((0.08, 1.0)), short_run=_short_run,
+    chance_loss=lambda options, batch_size: math.log(2 * batch_size - 1))  # the 2N - 1 other views
+
+
+@register_method("simclr", SimCLRConfig, SIMCLR_SPEC, paper="Chen et al., ICML 2020", origin="google-research/simclr")
+def _simclr(config: SimCLRConfig, backbone: ResNet, process_group=None) -> SimCLR:
+    return SimCLR(backbone, config, process_group)

@@ -13,7 +13,9 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..backbones import ResNet
+from ..view_spec import ViewSpec
 from ._base import Method, check_views, encode_views
+from .spec import MethodSpec, ShortRun, register_method
 
 
 @dataclass
@@ -45,3 +47,20 @@ class Supervised(Method):
             raise ValueError(f"labels: expected shape ({views[0].shape[0]},), got {tuple(labels.shape)}")
         logits = torch.cat(encode_views(lambda x: self.classifier(self.backbone.embed(x)), views)).float()
         return F.cross_entropy(logits, labels.repeat(len(views)), label_smoothing=self.config.label_smoothing)
+
+
+def _short_run(run: ShortRun) -> dict:
+    return {"optim": {"lr": 0.05, "scale_lr_with_batch": False, "warmup_epochs": run.warmup_epochs},
+            "data": {"options": {"scale": [0.3, 1.0]}}}
+
+
+SUPERVISED_SPEC = MethodSpec(
+    "Supervised", role="supervised", optim={"name": "sgd", "lr": 0.1, "weight_decay": 1e-4, "momentum": 0.9},
+    recipe=None, views=lambda size: [ViewSpec(size, (0.35, 1.0), jitter=0.0)], corpus_classes=True, step_cost=0.6,
+    short_run=_short_run,
+    chance_loss=lambda options, batch_size: None)
+
+
+@register_method("supervised", SupervisedConfig, SUPERVISED_SPEC, paper="He et al., CVPR 2016", origin="this package")
+def _supervised(config: SupervisedConfig, backbone: ResNet, process_group=None) -> Supervised:
+    return Supervised(backbone, config, process_group)

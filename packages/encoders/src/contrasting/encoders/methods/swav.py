@@ -19,6 +19,7 @@ per-prototype sums run over all ranks' samples; each rank's queue holds its own 
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import torch
@@ -28,8 +29,10 @@ from torch import nn
 from contrasting.losses import SwAVLoss
 
 from ..backbones import ResNet
+from ..view_spec import ViewSpec
 from ._base import Method, SetParam, check_views, encode_views, world_size
 from .heads import projection_mlp
+from .spec import MethodSpec, ShortRun, register_method
 
 
 @dataclass
@@ -97,3 +100,30 @@ class SwAV(Method):
             use_queue = self.training and self.config.queue_length > 0 and self.step >= self.config.queue_start_step
             return self.criterion(scores, embeddings=[z_v.detach() for z_v in z], prototypes=w.detach().float(),
                                   use_queue=use_queue)
+
+
+def _views(size: int) -> list[ViewSpec]:
+    small = max(8, round(size * 96 / 224))  # SwAV's 224:96 ratio
+    return [ViewSpec(size, (0.14, 1.0))] * 2 + [ViewSpec(small, (0.05, 0.14))] * 4
+
+
+def _short_run(run: ShortRun) -> dict:
+    # 100 prototypes for ~1,500 images, frozen for the first 20 % of the steps; eps 0.01 (at 0.05 and 0.03 the codes
+    # of nearly identical initial embeddings stay uniform, the loss at ln K); two half-size crops of 15-40 %
+    return {"method": {"prototypes": 100, "epsilon": 0.01, "freeze_prototypes_steps": max(1, run.steps // 5)},
+            "optim": {"lr": 0.6, "scale_lr_with_batch": False, "warmup_epochs": run.warmup_epochs,
+                      "final_lr_ratio": 0.001},
+            "data": {"options": {"n_local": 2, "local_size": max(8, run.resolution // 2), "global_scale": [0.3, 1.0],
+                                 "local_scale": [0.15, 0.4], "strength": 0.5, "blur": False}}}
+
+
+SWAV_SPEC = MethodSpec(
+    "SwAV", optim={"name": "lars", "lr": 0.3, "weight_decay": 1e-6, "warmup_epochs": 10, "final_lr_ratio": 0.001,
+                   "exclude_bias_and_norm": False},
+    recipe="swav", views=_views, step_cost=1.8, short_run=_short_run,
+    chance_loss=lambda options, batch_size: math.log(int(options.get("prototypes", SwAVConfig.prototypes))))
+
+
+@register_method("swav", SwAVConfig, SWAV_SPEC, paper="Caron et al., NeurIPS 2020", origin="facebookresearch/swav")
+def _swav(config: SwAVConfig, backbone: ResNet, process_group=None) -> SwAV:
+    return SwAV(backbone, config, process_group)
