@@ -44,16 +44,20 @@ dominant object among 0–3 smaller ones, on backgrounds at half contrast — be
 of 6–9 px on full-contrast textures at 32 px) every encoder, supervised included, stayed at chance on shape and
 the self-supervised ones learned the background texture shared by both views instead.
 
-What the quick demo shows (measured on the 2-core development machine, ``bash scripts/main.sh`` with other
-work running beside it: 14:20 wall / 24:30 CPU; pre-training 9:57, grid 4:19): on every built-in task at least
-one encoder is above the trivial baseline by more than 2 standard errors (cells above chance, of 12: shape 11,
-texture 7, digit 2, count 12, camera shift 6, segmentation 12, foreground 12, depth 2), the supervised encoder
-is above it on every semantic task and the random encoder is the best on none. The supervised encoder dominates
-the reference (top-1 0.80 against ≤ 0.32 for the self-supervised ones: 250 steps on 1,500 images teach shape
-weakly; k-NN top-1 0.19–0.27 against chance 0.17), the encoders pre-trained on ``textures`` are the best on
-texture, and SwAV's losses end at 76–85 % of ln K. Findings: supervised-domain-specific and unbalanced-as-good
-supported, the other four inconclusive — what a dozen small encoders and one seed can tell apart; the report
-says why for each.
+What the quick demo shows (measured on the idle 2-core development machine from a fresh clone, world cached:
+13:12 wall / 25:23 CPU; pre-training 8:32, grid 4:31): on every built-in task at least one encoder is above the
+trivial baseline by more than 2 standard errors (cells above chance, of 12: shape 11, texture 6, digit 2, count 12,
+camera shift 3, segmentation 12, foreground 12, depth 2), the supervised encoder is above it on every semantic task
+and the random encoder is the best on none. Every self-supervised loss ends at 76–88 % of its no-learning value
+(MoCo v2 82–88 % of ln 513, SwAV 76–85 % of ln 100). The supervised encoder dominates the reference (top-1 0.80
+against ≤ 0.31 for the self-supervised ones: 250 steps on 1,500 images teach shape weakly; their k-NN top-1 is
+0.18–0.27 against chance 0.17), and the encoders pre-trained on ``textures`` are the best self-supervised ones on
+texture. Findings (world seed 0): supervised-domain-specific, similar-data-helps and unbalanced-as-good supported,
+the other three inconclusive — what a dozen small encoders and one seed can tell apart; the report says why for
+each. Another world (``--world-seed 1 --compare runs/demo``, 13:54 wall) kept four verdicts and changed two:
+moco-pixel-swav-image supported (+0.039 [+0.008, +0.070]) and structural-gain-more refuted (−0.086
+[−0.141, −0.031]); a verdict is about the encoders this world trained, and the intervals do not include the
+variation between worlds — run several seeds before reading one of them as the study's.
 """
 
 from __future__ import annotations
