@@ -116,7 +116,7 @@ def test_failures_are_recorded_and_the_grid_goes_on(tmp_path, logfile):
         by_task = {c.task: c for c in store.cells(summary.spec_hash)}
         assert by_task["ok"].status == "done" and by_task["ok"].score == 0.5
         assert by_task["ok"].val_score == 0.4 and by_task["ok"].timings["fake_s"] == 0.0
-        assert "python" in by_task["ok"].versions
+        assert {"python", "cpu", "cpu_count", "contrasting-eval"} <= set(by_task["ok"].versions)
         assert error_summary(by_task["raise"].error) == "ValueError: deliberate failure"
         assert "Traceback" in by_task["raise"].error
         assert "worker process died" in by_task["exit"].error and "exit code 3" in by_task["exit"].error

@@ -211,9 +211,9 @@ def test_a_pretrain_run_directory_gives_its_nested_config_as_metadata(tmp_path):
 def test_encoder_versions_are_recorded():
     """Regression: results recorded "contrasting-encoders ?" (the package had no __version__)."""
     import contrasting.encoders
-    from contrasting.eval._adapters import encoder_version
+    from contrasting.encoders.provenance import environment
 
-    assert "?" not in encoder_version() and contrasting.encoders.__version__ in encoder_version()
+    assert environment()["contrasting-encoders"] == contrasting.encoders.__version__
 
 
 def test_the_eval_readme_spec_example_parses():

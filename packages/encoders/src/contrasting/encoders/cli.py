@@ -13,11 +13,9 @@ The object is either
 * a callable ``command(argv: list[str] | None) -> int`` that parses its own arguments: it receives every
   argument after its name unchanged; the first line of its docstring is its help.
 
-For ``Command`` subcommands, errors a user can fix
-(``usage_errors()``: unknown names, bad values, unreadable checkpoints) are printed as
-``contrasting <command>: error: <message>`` with exit status 2; run faults (``fault_errors()``: NaN loss,
-unusable checkpoint) the same way with status 1; anything else propagates with its traceback, as does
-everything when ``CONTRASTING_DEBUG=1``.
+Every subcommand, of either kind, runs through ``cli_errors.run_command``: a failure ends as one line,
+``contrasting <command>: error: <message>``, with exit status 2 for input the user can fix and 1 for a failed
+run; ``--debug`` anywhere on the command line (or ``CONTRASTING_DEBUG=1``) shows the traceback instead.
 This package registers ``pretrain``, ``export`` and ``inspect-checkpoint``; they are also available when the
 package runs from a source tree without its entry points (``python -m contrasting.encoders``).
 
@@ -29,30 +27,14 @@ pretrain ...``.
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 from collections.abc import Callable
 from importlib.metadata import entry_points
 
+from .cli_errors import run_command, take_debug_flag
 from .command import Command
 
 GROUP = "contrasting.commands"
-
-
-def usage_errors() -> tuple[type[BaseException], ...]:
-    """Exception types reported as ``error: <message>`` with exit status 2 (the user can fix the input)."""
-    from .layouts import LayoutError  # keeps ``contrasting --help`` light
-    from .registry import UnknownNameError
-
-    return (UnknownNameError, LayoutError, FileNotFoundError, NotADirectoryError, ValueError)
-
-
-def fault_errors() -> tuple[type[BaseException], ...]:
-    """Exception types reported as ``error: <message>`` with exit status 1 (the run failed)."""
-    from .checkpoints import CheckpointError
-    from .trainer import NonFiniteLossError
-
-    return (NonFiniteLossError, CheckpointError)
 
 
 def discover() -> dict[str, Command | Callable[[list[str] | None], int]]:
@@ -147,27 +129,18 @@ def _command_position(argv: list[str]) -> int | None:
 
 def main(argv: list[str] | None = None) -> int:
     """Parse ``argv`` (default ``sys.argv[1:]``), run the chosen subcommand and return its exit status."""
-    argv = list(sys.argv[1:] if argv is None else argv)
+    argv, debug = take_debug_flag(list(sys.argv[1:] if argv is None else argv))
     position = _command_position(argv)
     if "--version" in (argv if position is None else argv[:position]):
         print(version_text())
         return 0
     commands = discover()
     if position is not None and argv[position] in commands and not isinstance(commands[argv[position]], Command):
-        return int(commands[argv[position]](argv[position + 1:]) or 0)
+        name, command = argv[position], commands[argv[position]]
+        return run_command(name, lambda: command(argv[position + 1:]), debug=debug)
     parser = build_parser(commands)
     args = parser.parse_args(argv)
-    if os.environ.get("CONTRASTING_DEBUG") == "1":
-        return int(args._run(args) or 0)
-    try:
-        return int(args._run(args) or 0)
-    except fault_errors() as error:
-        print(f"contrasting {args._name}: error: {error}", file=sys.stderr)
-        return 1
-    except usage_errors() as error:
-        print(f"contrasting {args._name}: error: {error}", file=sys.stderr)
-        return 2
-
+    return run_command(args._name, lambda: args._run(args), debug=debug)
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -53,6 +53,7 @@ from .layouts import export_backbone
 from .methods import Method, build_method, method_spec
 from .optim import apply_schedule, build_optimizer, check_zero_stage, make_schedule
 from .precision import resolve_channels_last, resolve_precision
+from .provenance import environment
 
 
 class NonFiniteLossError(RuntimeError):
@@ -312,7 +313,7 @@ def _resume_or_start(config: RunConfig, info: DistInfo, plan: _Plan, method: Met
     log.event("start", total_steps=plan.total_steps, steps_per_epoch=plan.steps_per_epoch,
               global_batch=plan.global_batch, world_size=info.world_size, device=str(info.device),
               precision=plan.precision, channels_last=plan.layout == torch.channels_last,
-              threads=torch.get_num_threads(), config=config.to_dict())
+              threads=torch.get_num_threads(), environment=environment(), config=config.to_dict())
     return None
 
 

@@ -224,16 +224,6 @@ def load_encoder(spec: str | os.PathLike | nn.Module, *, arch: str | None = None
     return FrozenEncoder(backbone.to(device), spec)
 
 
-def encoder_version() -> str:
-    """Version of the package that builds encoders (for results)."""
-    pkg = encoders_package()
-    if pkg is not None:
-        return "contrasting-encoders " + getattr(pkg, "__version__", "?")
-    import torchvision
-
-    return "torchvision " + torchvision.__version__ + " (fallback)"
-
-
 # ------------------------------------------------------------------------------------------------ data
 
 

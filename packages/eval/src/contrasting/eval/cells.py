@@ -3,19 +3,14 @@ environment recorded with it, and how an executor reference (``"module:function"
 
 from __future__ import annotations
 
-import contextlib
 import copy
 import dataclasses
 import hashlib
 import importlib
 import math
 import os
-import platform
-import subprocess
-import sys
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 from contrasting.eval.grid_spec import (
@@ -220,32 +215,6 @@ def normalise_result(out: Any, task_meta: Mapping) -> dict:
             else {}, "versions": versions if isinstance(versions, dict) else {}}
 
 
-_VERSIONS: dict | None = None
-
-
-def environment_versions() -> dict:
-    """Python, platform, torch (when loaded), the contrasting distributions and the git commit of this
-    checkout (when it is one), computed once per process."""
-    global _VERSIONS
-    if _VERSIONS is None:
-        from importlib import metadata
-
-        v = {"python": platform.python_version(), "platform": platform.platform()}
-        for dist in ("contrasting-eval", "contrasting-encoders", "contrasting-data", "contrasting-losses"):
-            with contextlib.suppress(metadata.PackageNotFoundError):
-                v[dist] = metadata.version(dist)
-        try:
-            out = subprocess.run(["git", "rev-parse", "HEAD"], cwd=Path(__file__).parent, capture_output=True,
-                                 text=True, timeout=5)
-            if out.returncode == 0:
-                v["git"] = out.stdout.strip()
-        except (OSError, subprocess.SubprocessError):
-            pass
-        _VERSIONS = v
-    v = dict(_VERSIONS)
-    if "torch" in sys.modules:
-        v["torch"] = getattr(sys.modules["torch"], "__version__", "?")
-    return v
 
 
 # ---------------------------------------------------------------------------------------------- executors

@@ -33,9 +33,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from contrasting.encoders.provenance import environment
 from contrasting.eval.cells import (
     CellRequest,
-    environment_versions,
     executor_ref,
     normalise_result,
     prepare_grid,
@@ -179,10 +179,10 @@ def cell_job(request: Mapping, result_dir: str, executor: str) -> dict:
         record = {"key": req.key, "status": "done", "score": payload["score"], "val_score": payload["val_score"],
                   "metrics": payload["metrics"],
                   "timings": {**payload["timings"], "cell_wall_s": time.perf_counter() - t0},
-                  "versions": {**environment_versions(), **payload["versions"]}}
+                  "versions": {**environment(), **payload["versions"]}}
     except Exception:  # recorded as the cell's failure
         record = {"key": req.key, "status": "failed", "error": traceback.format_exc(),
-                  "timings": {"cell_wall_s": time.perf_counter() - t0}, "versions": environment_versions()}
+                  "timings": {"cell_wall_s": time.perf_counter() - t0}, "versions": environment()}
     record.update(started=started, finished=time.time(), runner=runner)
     write_result_file(result_dir, record)
     return record

@@ -42,12 +42,12 @@ from dataclasses import dataclass, field
 from multiprocessing.connection import wait as mp_wait
 from typing import Any
 
+from contrasting.encoders.provenance import environment
 from contrasting.eval.cells import (
     DEFAULT_EXECUTOR,
     CellRequest,
     Executor,
     RunnerError,
-    environment_versions,
     error_summary,
     executor_ref,
     normalise_result,
@@ -125,13 +125,13 @@ def _worker_main(conn, executor: str, parent_pid: int, threads: int | None) -> N
             out = fn(req, progress)
             payload = normalise_result(out, req.task_meta)
             payload["timings"] = {**payload["timings"], "cell_wall_s": time.perf_counter() - t0}
-            payload["versions"] = {**environment_versions(), **payload["versions"]}
+            payload["versions"] = {**environment(), **payload["versions"]}
             payload["started"] = started
             conn.send(("done", req.key, payload))
         except Exception:
             conn.send(("error", req.key, {"error": traceback.format_exc(), "started": started,
                                           "timings": {"cell_wall_s": time.perf_counter() - t0},
-                                          "versions": environment_versions()}))
+                                          "versions": environment()}))
 
 
 @dataclass

@@ -28,19 +28,16 @@ import contextlib
 import copy
 import dataclasses
 import math
-import platform
-import subprocess
 import sys
 import time
 from dataclasses import asdict, dataclass, field
-from importlib import metadata
-from pathlib import Path
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
 from contrasting.data.workers import dataloader_kwargs
+from contrasting.encoders.provenance import environment
 from contrasting.eval import _adapters
 from contrasting.eval.features import (
     EncodingSource,
@@ -93,22 +90,6 @@ class CellResult:
     def to_dict(self) -> dict:
         """A JSON-serialisable dict of every field."""
         return asdict(self)
-
-
-def versions() -> dict[str, str]:
-    """Versions and environment recorded with each result."""
-    out = {"python": platform.python_version(), "torch": torch.__version__, "encoders": _adapters.encoder_version()}
-    for dist in ("contrasting-eval", "contrasting-data", "torchvision"):
-        try:
-            out[dist] = metadata.version(dist)
-        except metadata.PackageNotFoundError:
-            out[dist] = "absent"
-    try:
-        out["git"] = subprocess.run(["git", "rev-parse", "HEAD"], cwd=Path(__file__).parent, capture_output=True,
-                                    text=True, timeout=10).stdout.strip() or "unknown"
-    except (OSError, subprocess.SubprocessError):
-        out["git"] = "unknown"
-    return out
 
 
 def settings(spec: TaskSpec, hparams: list[dict] | dict | None) -> list[Schedule]:
@@ -532,7 +513,7 @@ def run_cell(encoder, task: str | TaskSpec, *, hparams: list[dict] | dict | None
         se=test["se"], baseline=test["baseline"],
         selected=asdict(scheds[best]), val_scores=results,
         sizes={"train": len(tr_idx), "val": len(val_idx), "test": len(data.test), "classes": num_classes or 0},
-        timings=timings, versions=versions(),
+        timings=timings, versions=environment(),
         config={"image_size": list(spec.image_size), "device": str(device), "feature_cache": cache,
                 "cache_hits": hits, "encoder_fingerprint": before, "arch": arch, "frames": spec.frames,
                 "pixel_cache": bool(pixel_cache and spec.pixelwise)})

@@ -1,0 +1,101 @@
+"""Checked argument types for every ``contrasting`` command's ``argparse`` options.
+
+Each is an ``argparse`` ``type=`` callable: it returns the parsed value or raises
+``argparse.ArgumentTypeError`` with what was expected, so argparse prints
+``argument --workers: expected an integer >= 1, got '-1'`` and exits with status 2 before any work starts.
+Paths are checked for what they must be (an existing file, an existing folder, or a place a folder can be
+made), not opened.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+from pathlib import Path
+
+
+def _integer(text: str, least: int) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer >= {least}, got {text!r}") from None
+    if value < least:
+        raise argparse.ArgumentTypeError(f"expected an integer >= {least}, got {text!r}")
+    return value
+
+
+def positive_int(text: str) -> int:
+    """An integer n ≥ 1 (sizes, epochs, workers, steps)."""
+    return _integer(text, 1)
+
+
+def nonnegative_int(text: str) -> int:
+    """An integer n ≥ 0 (counts where 0 means off, seeds)."""
+    return _integer(text, 0)
+
+
+def _finite(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a finite number, got {text!r}") from None
+    if not math.isfinite(value):
+        raise argparse.ArgumentTypeError(f"expected a finite number, got {text!r}")
+    return value
+
+
+def positive_float(text: str) -> float:
+    """A finite number x > 0 (budgets, time limits, learning rates)."""
+    value = _finite(text)
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"expected a finite number > 0, got {text!r}")
+    return value
+
+
+def nonnegative_float(text: str) -> float:
+    """A finite number x ≥ 0 (weight decay, margins, waits)."""
+    value = _finite(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected a finite number >= 0, got {text!r}")
+    return value
+
+
+def unit_interval(text: str) -> float:
+    """A finite number in [0, 1] (fractions, probabilities)."""
+    value = _finite(text)
+    if not 0 <= value <= 1:
+        raise argparse.ArgumentTypeError(f"expected a number in [0, 1], got {text!r}")
+    return value
+
+
+def existing_file(text: str) -> Path:
+    """A path to a file that exists (not a folder)."""
+    path = Path(text).expanduser()
+    if path.is_dir():
+        raise argparse.ArgumentTypeError(f"expected a file, got the folder {text!r}")
+    if not path.exists():
+        raise argparse.ArgumentTypeError(f"no such file: {text!r}")
+    return path
+
+
+def existing_dir(text: str) -> Path:
+    """A path to a folder that exists."""
+    path = Path(text).expanduser()
+    if path.exists() and not path.is_dir():
+        raise argparse.ArgumentTypeError(f"expected a folder, got the file {text!r}")
+    if not path.exists():
+        raise argparse.ArgumentTypeError(f"no such folder: {text!r}")
+    return path
+
+
+def output_dir(text: str) -> Path:
+    """A folder to write into: it exists as a folder, or it does not exist and nothing above it is a file."""
+    path = Path(text).expanduser()
+    if path.exists() and not path.is_dir():
+        raise argparse.ArgumentTypeError(f"expected a folder to write into, got the file {text!r}")
+    for parent in path.parents:
+        if parent.exists():
+            if not parent.is_dir():
+                raise argparse.ArgumentTypeError(f"cannot make the folder {text!r}: {str(parent)!r} is a file")
+            break
+    return path
