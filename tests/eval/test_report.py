@@ -202,3 +202,17 @@ def test_comparison_with_another_report_names_changed_verdicts(report, tmp_path)
     assert "## Verdicts beside" in text and "Conclusive verdicts that differ: 1 (supervised-domain-specific" in text
     with pytest.raises(Exception, match="not a findings.json"):
         build_report(report.csv, tmp_path / "out2", replicates=50, compare=tmp_path / "missing.json")
+
+
+def test_a_report_on_study_tasks_declares_where_the_protocol_differs(tmp_path):
+    from contrasting.eval.tasks import PROTOCOL_DEVIATIONS, TASKS
+    from tests.eval.grid_simulator import simulate
+
+    frame = simulate(np.random.default_rng(0))
+    frame.to_csv(tmp_path / "results.csv", index=False)
+    files = build_report(tmp_path / "results.csv", tmp_path / "out", replicates=50)
+    text = files.markdown.read_text()
+    assert "differs from the study" in text and PROTOCOL_DEVIATIONS[0].split(";")[0] in text
+    for task in set(frame["task"]) & set(TASKS):
+        for deviation in TASKS[task].deviations:
+            assert deviation in text, (task, deviation)

@@ -562,6 +562,7 @@ def _method_section(grid: Grid, results: Results, info: dict, cells: Sequence) -
                            f"{int(grid.signal[:, j].sum())}/{int(np.isfinite(grid.gain[:, j]).sum())}"]
                           for j, t in enumerate(grid.tasks)], name="tasks"))
     s.items += [Para(n) for n in results.frame.attrs.get("notes", [])]
+    s.items += _deviation_items(grid.tasks)
     failed = [c for c in cells if c.status == "failed"]
     if failed:
         from contrasting.eval.cells import error_summary
@@ -576,6 +577,21 @@ def _method_section(grid: Grid, results: Results, info: dict, cells: Sequence) -
         s.items.append(Para("Versions: " + "; ".join(f"{k} {', '.join(sorted(v))}"
                                                      for k, v in sorted(versions.items()))))
     return s
+
+
+def _deviation_items(task_names: Sequence[str]) -> list:
+    """Where the catalog's protocol differs from the study's, for the catalog tasks among ``task_names``."""
+    from contrasting.eval.tasks import PROTOCOL_DEVIATIONS, TASKS
+
+    known = [TASKS[t] for t in task_names if t in TASKS]
+    if not known:
+        return []
+    rows = [[spec.name, d] for spec in known for d in spec.deviations]
+    items: list = [Para("Protocol: where it differs from the study's, for every task: " +
+                        "; ".join(PROTOCOL_DEVIATIONS) + ".")]
+    if rows:
+        items.append(Table(["task", "differs from the study"], rows, name="deviations"))
+    return items
 
 
 # ------------------------------------------------------------------------------------------------ render

@@ -76,7 +76,9 @@ class TaskSpec:
     per sample (6 for Kinetics clips, 2 for egomotion and flow pairs); ``num_classes`` is None for
     regression targets; ``metric``'s direction is ``higher_is_better``; ``loss_options`` go to the loss;
     ``pooling``: image-level features are stage 4 average-pooled on a ``pooling``×``pooling`` grid (1: the
-    global average, the study's protocol)."""
+    global average, the study's protocol); ``deviations``: where this task's data, split, input or metric
+    differs from the study's (Kotar et al. 2021 and its code), one sentence each, shown by ``contrasting tasks
+    --task NAME`` and in every report (``PROTOCOL_DEVIATIONS`` holds those of every task)."""
 
     name: str
     title: str
@@ -101,6 +103,7 @@ class TaskSpec:
     source: str = ""
     version: int = 1
     pooling: int = 1
+    deviations: tuple[str, ...] = ()
 
     def __post_init__(self):
         if self.group not in GROUPS or self.kind not in KINDS:
@@ -204,6 +207,13 @@ def _pixel(name, title, kind, layout, target, num_classes, head, loss, metric, e
                     schedule=Schedule(epochs, 16, lr), subdir=subdir, env=env, frames=frames, source=source, **kw)
 
 
+PROTOCOL_DEVIATIONS = (
+    "head schedule: cosine decay of the learning rate by default (Schedule.decay); the study's code created "
+    "schedulers it never stepped, a constant rate in effect (decay: none reproduces it)",
+    "the head is not refit on train + validation after the hyper-parameter search: it trains on 90 % of the "
+    "training split (val_fraction 0.1), the study's final heads on all of it",
+)
+
 _LIST_FORMAT = "one sample a line, comma- or whitespace-separated; a first line that is a header is skipped"
 
 register_task(_image_cls(
@@ -227,7 +237,12 @@ register_task(_image_cls(
            "101_ObjectCategories/<class>/image_NNNN.jpg   (101_ObjectCategories.tar.gz; BACKGROUND_Google is skipped)\n"
            "split: the first 30 images of each class (sorted by name) train, the rest test",
            {"per_class_train": 30, "exclude": ["BACKGROUND_Google"]}),
-    101, 500, subdir="caltech101", env="CONTRASTING_DATA_CALTECH101", source="Fei-Fei et al. 2004"))
+    101, 500, subdir="caltech101", env="CONTRASTING_DATA_CALTECH101",
+    deviations=(
+        "train: the first 30 images of each class by name, 3,030 images; the study's list has 3,060 and is "
+        'not reproduced',
+    ),
+    source="Fei-Fei et al. 2004"))
 
 register_task(_image_cls(
     "cifar100", "CIFAR-100 classification", "semantic",
@@ -242,7 +257,11 @@ register_task(_image_cls(
     Layout("sun397", {"images": "SUN397", "train": "Partitions/Training_01.txt", "test": "Partitions/Testing_01.txt"},
            "SUN397/<l>/<class>[/<sub>]/sun_*.jpg     (SUN397.tar.gz)\n"
            "Partitions/{Training,Testing}_01.txt     (Partitions.zip: lines '/a/abbey/sun_aaa.jpg'; class = dir)"),
-    397, 250, subdir="sun397", env="CONTRASTING_DATA_SUN397", source="Xiao et al. 2010, partition 1"))
+    397, 250, subdir="sun397", env="CONTRASTING_DATA_SUN397",
+    deviations=(
+        "train: partition 1's 19,850 images; the study trained on 87,003",
+    ),
+    source="Xiao et al. 2010, partition 1"))
 
 register_task(_image_cls(
     "eurosat", "EuroSAT land-use classification", "semantic",
@@ -250,7 +269,11 @@ register_task(_image_cls(
            "2750/<Class>/<Class>_<n>.jpg   (EuroSAT.zip, RGB)\n"
            "split: no official one; a fixed 80/20 split by a hash of the file name (stable across runs)",
            {"test_fraction": 0.2}),
-    10, 200, subdir="eurosat", env="CONTRASTING_DATA_EUROSAT", source="Helber et al. 2019"))
+    10, 200, subdir="eurosat", env="CONTRASTING_DATA_EUROSAT",
+    deviations=(
+        "split: 80/20 by a hash of the file name, not the study's split",
+    ),
+    source="Helber et al. 2019"))
 
 register_task(_image_cls(
     "dtd", "DTD texture classification", "semantic",
@@ -269,6 +292,9 @@ register_task(_image_cls(
            "                                                  ffmpeg at evenly spaced times; clips without frames\n"
            "                                                  are skipped)", {"frames": 6}),
     400, 100, lr=3e-4, head="mlp", frames=6, subdir="kinetics", env="CONTRASTING_DATA_KINETICS",
+    deviations=(
+        'every clip with extracted frames; the study used a 50,000-clip subset',
+    ),
     source="Kay et al. 2017"))
 
 register_task(_image_cls(
@@ -286,7 +312,11 @@ register_task(_image_cls(
     "thor-num-steps", "THOR number of steps between views", "structural",
     Layout("file_list", {"train": "train.csv", "test": "test.csv"},
            _VIRB_NOTE + "{train,test}.csv: 'image,label' (label = number of steps, 0..C−1); " + _LIST_FORMAT),
-    4, 100, subdir="thor-num-steps", env="CONTRASTING_DATA_THOR_NUM_STEPS", source="ViRB (AI2-THOR)"))
+    4, 100, subdir="thor-num-steps", env="CONTRASTING_DATA_THOR_NUM_STEPS",
+    deviations=(
+        "4 classes fixed here; the study's code reads the count from the labels",
+    ),
+    source="ViRB (AI2-THOR)"))
 
 register_task(_image_cls(
     "thor-egomotion", "THOR egomotion (action between two frames)", "structural",
@@ -302,6 +332,9 @@ register_task(_image_cls(
            _VIRB_NOTE + "{train,test}.csv: 'view_a,view_b,label' (frames from samples/CAM_FRONT); " + _LIST_FORMAT,
            {"frames": 2}),
     5, 100, head="mlp", frames=2, subdir="nuscenes-egomotion", env="CONTRASTING_DATA_NUSCENES_EGOMOTION",
+    deviations=(
+        "5 classes fixed here; the study's code reads the count from the labels",
+    ),
     source="ViRB (nuScenes)"))
 
 register_task(_pixel(
@@ -312,7 +345,12 @@ register_task(_pixel(
            "gtFine/{train,val}/<city>/<name>_gtFine_labelIds.png    (gtFine_trainvaltest.zip; labelIds mapped to\n"
            "                                                         the 19 trainIds, others void; test = val)"),
     "mask", 19, "deeplab", "ce", "miou", 100, 3e-4, subdir="cityscapes", env="CONTRASTING_DATA_CITYSCAPES",
-    image_size=(256, 512), source="Cordts et al. 2016"))
+    image_size=(256, 512),
+    deviations=(
+        'input resized to 256×512 with no scale, flip or crop augmentation, 19 trainIds with void ignored; '
+        'the study: 20 classes, 0.5–2× scale, 450 px crops, full-resolution test, poly learning-rate decay',
+    ),
+    source="Cordts et al. 2016"))
 
 register_task(_pixel(
     "pets-seg", "Oxford-IIIT Pet segmentation (the pet)", "semantic",
@@ -331,7 +369,13 @@ register_task(_pixel(
            "                                      struct 'polygons' with fields myleft, myright, yourleft, yourright)\n"
            "split: the 48 videos sorted by name, every 6th (8 videos) test"),
     "mask", 5, "deeplab", "weighted_ce", "miou_no_bg", 25, 3e-4, subdir="egohands", env="CONTRASTING_DATA_EGOHANDS",
-    image_size=(240, 416), source="Bambach et al. 2015"))
+    image_size=(240, 416),
+    deviations=(
+        "class weights estimated from 64 training targets, not the study's fixed [0.1, 1, 1, 1, 1]",
+        'input 240×416, not 513 px crops and a full-resolution test',
+        "split: every 6th video by name, not the study's video split",
+    ),
+    source="Bambach et al. 2015"))
 
 _DEPTH_LIST = "{train,test}.txt: 'image,depth' with depth a 16-bit PNG"
 
@@ -341,6 +385,10 @@ register_task(_pixel(
            "exported from nyu_depth_v2_labeled.mat (HDF5, needs h5py) with splits.mat; " + _DEPTH_LIST +
            " in millimetres (0 = missing)", {"target": "depth", "depth_scale": 1e-3}),
     "depth", None, "unet", "l1", "l1", 250, 3e-4, higher=False, subdir="nyu", env="CONTRASTING_DATA_NYU",
+    deviations=(
+        "train: splits.mat's 795 images; the study used 1,159",
+        'read from exported list files, not from nyu_depth_v2_labeled.mat',
+    ),
     source="Silberman et al. 2012"))
 
 register_task(_pixel(
@@ -350,6 +398,9 @@ register_task(_pixel(
            "annotations come from Mottaghi et al.'s release, images from the NYU labeled set",
            {"target": "binary"}),
     "binary", 1, "unet", "bce", "iou", 250, 1e-4, subdir="nyu", env="CONTRASTING_DATA_NYU",
+    deviations=(
+        "train: splits.mat's 795 images; the study used 1,159",
+    ),
     source="Mottaghi et al. 2016"))
 
 register_task(_pixel(
@@ -357,6 +408,9 @@ register_task(_pixel(
     Layout("pair_list", {"train": "train.txt", "test": "test.txt"},
            _VIRB_NOTE + _DEPTH_LIST + " in millimetres (0 = missing)", {"target": "depth", "depth_scale": 1e-3}),
     "depth", None, "unet", "l1", "l1", 50, 3e-4, higher=False, subdir="thor-depth", env="CONTRASTING_DATA_THOR_DEPTH",
+    deviations=(
+        "depth from 16-bit millimetre PNGs; the study's labels are 8-bit JPEGs, so L1 is on another scale",
+    ),
     source="ViRB (AI2-THOR)"))
 
 register_task(_pixel(
@@ -368,7 +422,11 @@ register_task(_pixel(
            "splits/{train,test}.txt: one building a line (from the official train/test building lists)",
            {"depth_scale": 1 / 512, "invalid": 65535}),
     "depth", None, "unet", "l1", "l1", 50, 1e-4, higher=False, subdir="taskonomy",
-    env="CONTRASTING_DATA_TASKONOMY", source="Zamir et al. 2018"))
+    env="CONTRASTING_DATA_TASKONOMY",
+    deviations=(
+        "split: the official building lists, not the study's 39,995-image scene list",
+    ),
+    source="Zamir et al. 2018"))
 
 register_task(_pixel(
     "kitti-flow", "KITTI 2015 optical flow", "structural",
@@ -377,7 +435,13 @@ register_task(_pixel(
            "training/flow_occ/NNNNNN_10.png        (16-bit RGB: u = (R − 2^15)/64, v = (G − 2^15)/64, valid = B > 0)\n"
            "split: 200 pairs sorted by id, the first 180 train, the last 20 test (the study's 90/10)"),
     "flow", None, "unet2", "l1_valid", "flow_acc", 250, 3e-4, frames=2, subdir="kitti", env="CONTRASTING_DATA_KITTI",
-    image_size=(256, 832), source="Menze & Geiger 2015"))
+    image_size=(256, 832),
+    deviations=(
+        "2-channel flow scored as the share of valid pixels with end-point error < 3 px or < 5 % (KITTI's Fl "
+        'inverted); the study scored 1-channel viz_flow_occ / 255 by the share of pixels with error ≤ 0.05',
+        'input 256×832, not 224 px crops',
+    ),
+    source="Menze & Geiger 2015"))
 
 # --------------------------------------------------------------------------------------------------------
 # Built-in tasks: the shapes world of contrasting.data.builtin (``world-<key>/tasks/<task>/...``), small enough
