@@ -27,7 +27,9 @@ import os
 import pickle
 import random
 import shutil
+import tarfile
 import time
+import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -77,19 +79,66 @@ def set_rng_state(state: dict) -> None:
         torch.cuda.set_rng_state_all(state["cuda"])
 
 
+_EXPECTED = "expected a file written by torch.save: a zip archive holding data.pkl, or the legacy pickle format"
+
+
+def check_torch_file(path: str | os.PathLike, what: str = "checkpoint file") -> None:
+    """Raise ``CheckpointError`` naming ``path`` unless it looks like a whole ``torch.save`` file: a zip archive
+    with ``<name>/data.pkl`` (read from its central directory, so a truncated archive is refused), a pickle
+    stream (torch's legacy format; ``torch.load`` itself refuses one that is not torch's or holds code), or a
+    (pre-0.4) tar archive. Reads the file's head and, for a zip, its directory only; a missing file or a folder
+    raises the ``OSError`` of opening it."""
+    path = Path(path)
+    with open(path, "rb") as f:
+        head = f.read(64)
+    if not head:
+        raise CheckpointError(f"{path}: the {what} is empty ({_EXPECTED})")
+    if zipfile.is_zipfile(path):
+        try:
+            with zipfile.ZipFile(path) as archive:
+                names = archive.namelist()
+        except (zipfile.BadZipFile, OSError, ValueError) as error:
+            raise CheckpointError(f"{path}: the {what} is a corrupt zip archive ({error}; {_EXPECTED})") from None
+        if not any(name.count("/") == 1 and name.endswith("/data.pkl") for name in names):
+            raise CheckpointError(f"{path}: the {what} is a zip archive without data.pkl, not a PyTorch "
+                                  f"checkpoint ({_EXPECTED})")
+        return
+    if head.startswith(b"PK"):
+        raise CheckpointError(f"{path}: the {what} is a truncated or corrupt zip archive (no central directory; "
+                              f"{_EXPECTED}); download or copy it again")
+    if head[:2] in (b"\x80\x02", b"\x80\x03", b"\x80\x04", b"\x80\x05"):  # a pickle stream, protocol 2-5
+        return
+    if tarfile.is_tarfile(path):
+        return
+    kind = "text" if _is_text(head) else "data of another format"
+    raise CheckpointError(f"{path}: the {what} holds {kind}, not a PyTorch checkpoint ({_EXPECTED})")
+
+
+def _is_text(head: bytes) -> bool:
+    return all(32 <= byte < 127 or byte in b"\t\n\r" for byte in head)
+
+
+TORCH_LOAD_ERRORS = (RuntimeError, EOFError, OSError, KeyError, IndexError, ValueError, zipfile.BadZipFile)
+"""What ``torch.load`` raises on a damaged file besides ``pickle.UnpicklingError`` (torch 2.x serialization)."""
+
+
 def load_safely(path: Path, what: str):
     """``torch.load(path, weights_only=True)``: tensors and plain containers only, never code from the file; a
     file that holds anything else raises ``CheckpointError`` naming it (a run directory is exactly what people
-    download and share)."""
+    download and share), and so does one that is empty, text, truncated or not a ``torch.save`` file
+    (``check_torch_file``)."""
     try:
+        check_torch_file(path, what)
         return torch.load(path, map_location="cpu", weights_only=True)
+    except CheckpointError:
+        raise
     except pickle.UnpicklingError as error:
         raise CheckpointError(f"{path}: the {what} holds objects other than tensors and plain containers "
                               f"({str(error).splitlines()[0][:200]}); refusing to unpickle it, which could run "
                               "code") from None
-    except (RuntimeError, EOFError, OSError) as error:
+    except TORCH_LOAD_ERRORS as error:
         raise CheckpointError(f"{path}: the {what} is not a readable checkpoint file "
-                              f"({str(error).splitlines()[0][:200]})") from None
+                              f"({(str(error).splitlines() or [type(error).__name__])[0][:200]})") from None
 
 
 def _fsync_dir(path: Path) -> None:

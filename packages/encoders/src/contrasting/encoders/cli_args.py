@@ -99,3 +99,16 @@ def output_dir(text: str) -> Path:
                 raise argparse.ArgumentTypeError(f"cannot make the folder {text!r}: {str(parent)!r} is a file")
             break
     return path
+
+
+def output_file(text: str) -> Path:
+    """``argparse`` type of a file to write: not a folder, and no file where a folder above it must be."""
+    path = Path(text).expanduser()
+    if not path.name or path.is_dir():
+        raise argparse.ArgumentTypeError(f"expected a file to write, got the folder {text!r}")
+    for parent in path.parents:
+        if parent.exists():
+            if not parent.is_dir():
+                raise argparse.ArgumentTypeError(f"cannot write {text!r}: {str(parent)!r} is a file, not a folder")
+            break
+    return path

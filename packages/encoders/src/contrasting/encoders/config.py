@@ -26,6 +26,8 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import math
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -103,6 +105,7 @@ class TrainSection:
 
 SECTIONS = ("method", "backbone", "optim", "data", "train", "deepspeed")
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
+EXECUTORS = ("auto", "dali", "torchvision")
 
 DEFAULTS: dict[str, Any] = {
     "method": {"name": "simclr"},
@@ -129,7 +132,10 @@ def parse_override(text: str) -> dict:
     key, sep, raw = text.partition("=")
     if not sep or not key or any(not part for part in key.split(".")):
         raise ValueError(f"override {text!r}: expected key.path=value, e.g. train.epochs=3")
-    value = yaml.safe_load(raw) if raw.strip() else None
+    try:
+        value = yaml.safe_load(raw) if raw.strip() else None
+    except yaml.YAMLError as error:
+        raise ValueError(f"override {text!r}: the value is not valid YAML ({_first_line(error)})") from None
     if isinstance(value, str) and _looks_like_float(value):
         value = float(value)  # YAML 1.1 reads 1e-4 (no dot) as a string
     out: dict = {}
@@ -150,15 +156,26 @@ def _looks_like_float(text: str) -> bool:
 
 
 def load_yaml(path: str | Path) -> dict:
-    """A YAML mapping from ``path`` (an empty file is ``{}``); anything else raises ``ValueError``."""
-    with open(path, encoding="utf-8") as f:
-        data = yaml.safe_load(f)
+    """A YAML mapping from ``path`` (an empty file is ``{}``); anything else raises ``ValueError`` naming the file
+    (not UTF-8, not valid YAML, not a mapping). A missing file or a folder raises the ``OSError`` of opening it."""
+    try:
+        with open(path, encoding="utf-8") as f:
+            data = yaml.safe_load(f)
+    except UnicodeDecodeError as error:
+        raise ValueError(f"{path}: expected a UTF-8 YAML file, got undecodable bytes ({error.reason} at byte "
+                         f"{error.start})") from None
+    except yaml.YAMLError as error:
+        raise ValueError(f"{path}: not valid YAML ({_first_line(error)})") from None
     if data is None:
         return {}
     if not isinstance(data, dict):
         raise ValueError(f"{path}: expected a YAML mapping of sections ({', '.join(SECTIONS)}), "
                          f"got {type(data).__name__}")
     return _fix_floats(data)
+
+
+def _first_line(error: BaseException) -> str:
+    return " ".join(str(error).split())[:300]
 
 
 def _fix_floats(node):
@@ -213,30 +230,152 @@ class RunConfig:
         }
 
 
+Check = Callable[[Any], "str | None"]
+"""A value check: None when the value is valid, else what was expected (``expected an integer >= 1``)."""
+
+
+def _integer(least: int) -> Check:
+    def check(value):
+        if isinstance(value, bool) or not isinstance(value, int) or value < least:
+            return f"expected an integer >= {least}"
+        return None
+    return check
+
+
+def _number(low: float, *, above: bool = False, high: float | None = None) -> Check:
+    bound = f"in [{low}, {high}]" if high is not None else (f"> {low}" if above else f">= {low}")
+
+    def check(value):
+        ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+        if not ok or (value <= low if above else value < low) or (high is not None and value > high):
+            return f"expected a finite number {bound}"
+        return None
+    return check
+
+
+def _integers(least: int) -> Check:
+    one = _integer(least)
+
+    def check(value):
+        if not isinstance(value, (list, tuple)) or any(one(v) for v in value):
+            return f"expected a list of integers >= {least}"
+        return None
+    return check
+
+
+def _betas(value):
+    if not isinstance(value, (list, tuple)) or len(value) != 2 or any(_number(0, high=1)(v) or v == 1 for v in value):
+        return "expected two numbers in [0, 1), e.g. [0.9, 0.999]"
+    return None
+
+
+_SIZE, _COUNT, _POSITIVE, _NONNEGATIVE, _FRACTION = _integer(1), _integer(0), _number(0, above=True), _number(0), \
+    _number(0, high=1)
+FIELD_CHECKS: dict[str, Check] = {
+    # sizes, lengths and intervals: >= 1
+    **dict.fromkeys(("epochs", "batch_size", "grad_accum", "keep_checkpoints", "log_every", "max_steps",
+                     "image_size", "width", "projection_dim", "projection_hidden", "prediction_hidden", "queue_size",
+                     "prototypes", "sinkhorn_iterations"), _SIZE),
+    # counts where 0 means off or none, seeds, the number of data-loading workers (0: the main process)
+    **dict.fromkeys(("seed", "queue_seed", "checkpoint_every", "knn_every", "workers", "freeze_prototypes_steps",
+                     "queue_length", "queue_start_step", "zero_stage"), _COUNT),
+    "num_classes": _integer(2),
+    # rates and temperatures: finite > 0
+    **dict.fromkeys(("lr", "temperature", "epsilon", "eta"), _POSITIVE),
+    # decays, clipping, warm-up: finite >= 0
+    **dict.fromkeys(("weight_decay", "warmup_epochs", "grad_clip"), _NONNEGATIVE),
+    # fractions and momenta: [0, 1]
+    **dict.fromkeys(("final_lr_ratio", "momentum", "base_momentum", "label_smoothing"), _FRACTION),
+    "export_steps": _integers(1),
+    "assign_views": _integers(0),
+    "betas": _betas,
+}
+"""The value check of every numeric config field, by field name (the same rule in every section)."""
+
+_TYPE_CHECKS: dict[str, Check] = {
+    "bool": lambda v: None if isinstance(v, bool) else "expected true or false",
+    "str": lambda v: None if isinstance(v, str) and v.strip() else "expected a non-empty string",
+    "dict": lambda v: None if isinstance(v, dict) else "expected a mapping",
+    "int": lambda v: None if isinstance(v, int) and not isinstance(v, bool) else "expected an integer",
+    "float": _number(-math.inf),
+}
+
+
+def _field_check(f: dataclasses.Field) -> tuple[Check | None, bool]:
+    """The check of field ``f`` (by name, else by its annotation's type) and whether None is allowed."""
+    annotation = f.type if isinstance(f.type, str) else getattr(f.type, "__name__", str(f.type))
+    kinds = [part.strip() for part in annotation.split("|")]
+    optional = "None" in kinds
+    base = next((k for k in kinds if k != "None"), "")
+    return FIELD_CHECKS.get(f.name, _TYPE_CHECKS.get(base)), optional
+
+
+def check_fields(section: str, config_cls: type, values: dict, kind: str) -> None:
+    """Check ``values`` (field → value, as the user gave them) against the dataclass ``config_cls``.
+
+    Unknown fields raise ``UnknownNameError`` listing the valid ones (``kind``: ``train field``...); a value of the
+    wrong type or out of range raises ``ValueError`` naming the dotted key, e.g.
+    ``data.image_size: expected an integer >= 1, got 0``.
+    """
+    fields = {f.name: f for f in dataclasses.fields(config_cls)}
+    for key, value in values.items():
+        if key not in fields:
+            raise unknown(kind, key, fields)
+        check, optional = _field_check(fields[key])
+        if check is None or (optional and value is None):
+            continue
+        problem = check(value)
+        if problem:
+            raise ValueError(f"{section}.{key}: {problem}, got {value!r}")
+
+
+def _section(tree: dict, section: str) -> dict:
+    node = tree.get(section)
+    if node is None:
+        return {}
+    if not isinstance(node, dict):
+        raise ValueError(f"{section}: expected a mapping of {section} fields (e.g. {section}.<field>=<value>), "
+                         f"got {node!r}")
+    return dict(node)
+
+
 def _named_section(tree: dict, section: str, registry) -> tuple[str, dict]:
-    node = dict(tree.get(section) or {})
+    node = _section(tree, section)
     name = node.pop("name", None)
     entry = registry.get(name)
-    entry.config(**node)  # validates field names and values now, with the valid fields in the error
+    check_fields(section, entry.config_cls, node, f"{name} config field")
+    entry.config(**node)  # the config class's own checks (they name the field)
     return name, node
+
+
+def _check_names(data: DataSection, train: TrainSection) -> None:
+    if data.executor not in EXECUTORS:
+        raise unknown("data executor", data.executor, EXECUTORS)
+    if train.precision not in PRECISIONS:
+        raise unknown("precision", train.precision, PRECISIONS)
+    if (train.knn_train is None) != (train.knn_test is None):
+        raise ValueError("train.knn_train and train.knn_test: give both image folders or neither")
 
 
 def resolve_config(*layers: dict) -> RunConfig:
     """Merge user ``layers`` (nested-section dicts, later wins) over the defaults and the method's defaults.
 
     Raises ``UnknownNameError`` for unknown sections, names and fields (listing the valid ones) and
-    ``ValueError`` for invalid values.
+    ``ValueError`` naming the dotted key for invalid values (``check_fields``: every numeric field is
+    range-checked, e.g. sizes and epochs >= 1, learning rates and temperatures finite > 0, fractions in [0, 1]).
     """
     user: dict = {}
     for layer in layers:
+        if not isinstance(layer, dict):
+            raise ValueError(f"config: expected a mapping of sections ({', '.join(SECTIONS)}), got {layer!r}")
         for section in layer:
             if section not in SECTIONS:
                 raise unknown("config section", section, SECTIONS)
         user = merge(user, layer)
-    method = (user.get("method") or {}).get("name", DEFAULTS["method"]["name"])
+    method = _section(user, "method").get("name", DEFAULTS["method"]["name"])
     paper = METHODS.get(method).spec.optim
     method_defaults = {"optim": dict(paper)} if paper else {}
-    chosen = (user.get("optim") or {}).get("name")
+    chosen = _section(user, "optim").get("name")
     if chosen is not None and chosen != method_defaults.get("optim", {}).get("name"):
         # another optimizer than the paper's: its own defaults, not the paper's settings for the other one
         method_defaults = {k: v for k, v in method_defaults.items() if k != "optim"}
@@ -244,25 +383,13 @@ def resolve_config(*layers: dict) -> RunConfig:
     method, method_options = _named_section(tree, "method", METHODS)
     backbone, backbone_options = _named_section(tree, "backbone", BACKBONES)
     optimizer, optimizer_options = _named_section(tree, "optim", OPTIMIZERS)
-    data = make_config(DataSection, tree.get("data") or {}, "data field")
-    train = make_config(TrainSection, tree.get("train") or {}, "train field")
-    if train.precision not in PRECISIONS:
-        raise unknown("precision", train.precision, PRECISIONS)
-    for name in ("epochs", "batch_size", "grad_accum", "keep_checkpoints", "log_every"):
-        value = getattr(train, name)
-        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-            raise ValueError(f"train.{name}: expected an int >= 1, got {value!r}")
-    if train.checkpoint_every < 0:
-        raise ValueError(f"train.checkpoint_every: expected an int >= 0, got {train.checkpoint_every!r}")
-    if isinstance(train.knn_every, bool) or not isinstance(train.knn_every, int) or train.knn_every < 0:
-        raise ValueError(f"train.knn_every: expected an int >= 0, got {train.knn_every!r}")
-    if not isinstance(train.export_steps, (list, tuple)) or any(
-            isinstance(v, bool) or not isinstance(v, int) or v < 1 for v in train.export_steps):
-        raise ValueError(f"train.export_steps: expected a list of ints >= 1, got {train.export_steps!r}")
-    if (train.knn_train is None) != (train.knn_test is None):
-        raise ValueError("train.knn_train and train.knn_test: give both image folders or neither")
-    if train.max_steps is not None and train.max_steps < 1:
-        raise ValueError(f"train.max_steps: expected None or an int >= 1, got {train.max_steps!r}")
+    sections = {}
+    for name, cls in (("data", DataSection), ("train", TrainSection)):
+        values = _section(tree, name)
+        check_fields(name, cls, values, f"{name} field")
+        sections[name] = make_config(cls, values, f"{name} field")
+    data, train = sections["data"], sections["train"]
+    _check_names(data, train)
     deepspeed_overrides = tree.get("deepspeed") or {}
     if not isinstance(deepspeed_overrides, dict):
         raise ValueError(f"deepspeed: expected a mapping of DeepSpeed config keys, got {deepspeed_overrides!r}")

@@ -222,6 +222,10 @@ def read_checkpoint(source, *, trusted: bool = False) -> Mapping:
     if isinstance(source, Mapping):
         return source
     raw = io.BytesIO(source) if isinstance(source, (bytes, bytearray)) else None
+    if isinstance(source, (str, Path)):
+        from .checkpoints import check_torch_file  # empty, text, truncated, not torch.save: CheckpointError
+
+        check_torch_file(source)
     try:
         return torch.load(raw if raw is not None else source, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as error:
