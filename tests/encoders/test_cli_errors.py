@@ -117,3 +117,14 @@ def test_paths_are_what_they_must_be(tmp_path):
         with pytest.raises(argparse.ArgumentTypeError):
             check(str(arg))
     assert not (tmp_path / "new").exists()  # checked, not made
+
+
+def test_an_unknown_flag_is_reported_by_its_subcommand(capsys):
+    from contrasting.encoders.cli import main
+
+    with pytest.raises(SystemExit) as exit_info:
+        main(["inspect-checkpoint", "x.pt", "--jsn"])
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err[0].startswith("usage: contrasting inspect-checkpoint")
+    assert err[-1] == "contrasting inspect-checkpoint: error: unrecognized arguments: --jsn"

@@ -105,7 +105,7 @@ def build_parser(commands: dict) -> argparse.ArgumentParser:
         if isinstance(command, Command):
             p = sub.add_parser(name, help=command.help, description=command.help)
             command.configure(p)
-            p.set_defaults(_run=command.run, _name=name)
+            p.set_defaults(_run=command.run, _name=name, _parser=p)
         else:
             sub.add_parser(name, help=_help(command), add_help=False)
     return parser
@@ -139,7 +139,9 @@ def main(argv: list[str] | None = None) -> int:
         name, command = argv[position], commands[argv[position]]
         return run_command(name, lambda: command(argv[position + 1:]), debug=debug)
     parser = build_parser(commands)
-    args = parser.parse_args(argv)
+    args, unknown = parser.parse_known_args(argv)
+    if unknown:  # reported by the subcommand's parser, so that the message names the subcommand and its usage
+        args._parser.error(f"unrecognized arguments: {' '.join(unknown)}")
     return run_command(args._name, lambda: args._run(args), debug=debug)
 
 if __name__ == "__main__":
