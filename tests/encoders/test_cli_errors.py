@@ -11,6 +11,11 @@ from contrasting.encoders import cli_args
 from contrasting.encoders.cli_errors import INTERRUPTED, describe, run_command, take_debug_flag
 
 
+@pytest.fixture(autouse=True)
+def _no_debug(monkeypatch):
+    monkeypatch.setenv("CONTRASTING_DEBUG", "0")  # restored after the test, whatever --debug set
+
+
 def _fail(error):
     def run():
         raise error
@@ -57,9 +62,8 @@ def test_debug_shows_the_traceback():
 
 
 def test_the_debug_flag_is_taken_anywhere(monkeypatch):
-    monkeypatch.delenv("CONTRASTING_DEBUG", raising=False)
-    assert take_debug_flag(["eval", "--debug", "--task", "x"]) == (["eval", "--task", "x"], True)
     assert take_debug_flag(["eval"]) == (["eval"], False)
+    assert take_debug_flag(["eval", "--debug", "--task", "x"]) == (["eval", "--task", "x"], True)
     monkeypatch.setenv("CONTRASTING_DEBUG", "1")
     assert take_debug_flag(["eval"]) == (["eval"], True)
 
@@ -128,3 +132,10 @@ def test_an_unknown_flag_is_reported_by_its_subcommand(capsys):
     err = capsys.readouterr().err.strip().splitlines()
     assert err[0].startswith("usage: contrasting inspect-checkpoint")
     assert err[-1] == "contrasting inspect-checkpoint: error: unrecognized arguments: --jsn"
+
+
+def test_debug_reaches_commands_that_report_their_own_errors(monkeypatch, tmp_path):
+    from contrasting.encoders.cli import main
+
+    with pytest.raises(Exception, match="no-such-task"):  # the eval command re-raises under --debug
+        main(["eval", "--debug", "--task", "no-such-task", "--encoder", "random", "--data-root", str(tmp_path)])

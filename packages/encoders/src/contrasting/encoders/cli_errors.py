@@ -52,9 +52,18 @@ def fault_errors() -> tuple[type[BaseException], ...]:
 
 
 def take_debug_flag(argv: list[str]) -> tuple[list[str], bool]:
-    """``argv`` without its ``--debug`` tokens, and whether there was one (or ``CONTRASTING_DEBUG=1``)."""
+    """``argv`` without its ``--debug`` tokens, and whether there was one (or ``CONTRASTING_DEBUG=1``); a
+    ``--debug`` sets ``CONTRASTING_DEBUG=1`` so that commands which report their own errors see it too."""
     kept = [token for token in argv if token != DEBUG_FLAG]
-    return kept, len(kept) != len(argv) or os.environ.get("CONTRASTING_DEBUG") == "1"
+    if len(kept) != len(argv):
+        os.environ["CONTRASTING_DEBUG"] = "1"
+    return kept, debugging()
+
+
+def debugging() -> bool:
+    """True when tracebacks are wanted (``--debug`` or ``CONTRASTING_DEBUG=1``): a command that catches its own
+    errors re-raises them then."""
+    return os.environ.get("CONTRASTING_DEBUG") == "1"
 
 
 def describe(error: BaseException) -> str:

@@ -11,23 +11,62 @@ first docstring line is the subcommand's help). Without that package,
                      [--hparams JSON] [--epochs N] [--image-size N] [--device auto] [--data-root DIR]
                      [--cache-dir DIR] [--no-cache] [--workers N] [--json] [--quiet]
 
-Exit status: 0 on success, 2 on bad input (unknown task, missing or malformed data, unknown checkpoint
-layout, mismatched head and encoder), with the error on stderr.
+Exit status: 0 on success, 2 on bad input (a bad option value, unknown task, missing or malformed data,
+unknown checkpoint layout, mismatched head and encoder), with the error on stderr as one line,
+``contrasting <command>: error: <message>``. Every option is checked when the arguments are parsed
+(``OneLineParser``, the ``contrasting.encoders.cli_args`` types), before torch is imported or any work starts.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import re
 import sys
+from pathlib import Path
+from typing import NoReturn
 
+from contrasting.encoders.cli_args import existing_dir, nonnegative_int, output_dir, positive_int
+from contrasting.encoders.cli_errors import debugging, describe, usage_errors
+from contrasting.eval.grid_spec import catalog_hparam_check
 from contrasting.eval.tasks import TaskDataError, check_data, list_tasks
 
 
+class OneLineParser(argparse.ArgumentParser):
+    """An ``ArgumentParser`` whose errors are one line on stderr, ``<prog>: error: <message>``, exit status 2
+    (the shape of every other failure of a ``contrasting`` command); ``--help`` lists the options. Its
+    sub-parsers are of the same class."""
+
+    def error(self, message: str) -> NoReturn:
+        """Print ``<prog>: error: <message>`` on one line and exit with status 2."""
+        self.exit(2, f"{self.prog}: error: {' '.join(message.split())}\n")
+
+
+def error_line(command: str, error: BaseException) -> str:
+    """``contrasting <command>: error: <message>``, one line, for an error a command reports itself (a
+    ``KeyError`` by its message, an OS error as ``<reason>: <path>``)."""
+    if isinstance(error, KeyError) and error.args:
+        text = str(error.args[0])
+    elif isinstance(error, OSError):
+        text = describe(error)
+    else:
+        text = str(error).strip() or type(error).__name__
+    return f"contrasting {command}: error: {' '.join(text.split())}"
+
+
+def parse_or_status(parser: argparse.ArgumentParser, argv: list[str] | None) -> argparse.Namespace | int:
+    """``parser.parse_args(argv)``, or the exit status argparse chose (2 after its one-line error, 0 after
+    ``--help``) for commands whose callers expect a status rather than ``SystemExit``."""
+    try:
+        return parser.parse_args(argv)
+    except SystemExit as stop:
+        return stop.code if isinstance(stop.code, int) else 2
+
+
 def _tasks_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="contrasting tasks", description="List the end tasks and where their data is.")
-    p.add_argument("--data-root", help="directory holding every task's data (else per-task env vars / "
-                                       "$CONTRASTING_DATA)")
+    p = OneLineParser(prog="contrasting tasks", description="List the end tasks and where their data is.")
+    p.add_argument("--data-root", type=existing_dir, help="directory holding every task's data (else per-task "
+                                                          "env vars / $CONTRASTING_DATA)")
     p.add_argument("--json", action="store_true", help="one JSON object per task")
     return p
 
@@ -64,21 +103,61 @@ def tasks_command(argv: list[str] | None = None) -> int:
     return 0
 
 
+_DEVICE = re.compile(r"auto|cpu|mps|cuda(:\d+)?")
+
+
+def encoder_arg(text: str) -> str:
+    """``--encoder``: ``random[:arch]``, ``supervised[:arch]``, or a checkpoint file or run folder that exists."""
+    if text.partition(":")[0] in ("random", "supervised") or Path(text).expanduser().exists():
+        return text
+    raise argparse.ArgumentTypeError(f"expected a checkpoint file or run folder, 'random[:arch]' or "
+                                     f"'supervised[:arch]'; no such file or folder: {text!r}")
+
+
+def device_arg(text: str) -> str:
+    """``--device``: ``auto``, ``cpu``, ``mps``, ``cuda`` or ``cuda:N``."""
+    if not _DEVICE.fullmatch(text):
+        raise argparse.ArgumentTypeError(f"expected auto, cpu, mps, cuda or cuda:N, got {text!r}")
+    return text
+
+
+def hparams_arg(text: str) -> list[dict]:
+    """``--hparams``: a JSON list of settings (one object is one setting), each a mapping of ``Schedule``
+    fields with values the schedule can use."""
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise argparse.ArgumentTypeError(f"expected a JSON list of objects, got {text!r} ({exc.msg})") from None
+    settings = [value] if isinstance(value, dict) else value
+    if not isinstance(settings, list) or not settings or not all(isinstance(h, dict) for h in settings):
+        raise argparse.ArgumentTypeError(f"expected a non-empty JSON list of objects, got {text!r}")
+    for i, setting in enumerate(settings):
+        problems = catalog_hparam_check(setting)
+        if problems:
+            raise argparse.ArgumentTypeError(f"setting {i}: {'; '.join(problems)}")
+    return settings
+
+
 def _eval_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="contrasting eval", description="Evaluate one frozen encoder on one end task.")
-    p.add_argument("--encoder", required=True, help="checkpoint path, 'random[:arch]' or 'supervised[:arch]'")
+    p = OneLineParser(prog="contrasting eval", description="Evaluate one frozen encoder on one end task.")
+    p.add_argument("--encoder", required=True, type=encoder_arg,
+                   help="checkpoint path or run folder, 'random[:arch]' or 'supervised[:arch]'")
     p.add_argument("--task", required=True, help="task name (see `contrasting tasks`)")
     p.add_argument("--arch", default=None, help="backbone for random/supervised (default resnet50)")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--hparams", default=None,
+    p.add_argument("--seed", type=nonnegative_int, default=0)
+    p.add_argument("--hparams", type=hparams_arg, default=None,
                    help='JSON list of settings over the default schedule, e.g. \'[{"lr": 1e-3}, {"lr": 1e-4}]\'')
-    p.add_argument("--epochs", type=int, default=None, help="override every setting's epoch count")
-    p.add_argument("--image-size", type=int, default=None, help="override the task's input size (square)")
-    p.add_argument("--device", default="auto")
-    p.add_argument("--data-root", default=None)
-    p.add_argument("--cache-dir", default=None, help="memory-map image-level features here (reused across runs)")
+    p.add_argument("--epochs", type=positive_int, default=None, help="override every setting's epoch count")
+    p.add_argument("--image-size", type=positive_int, default=None,
+                   help="override the task's input size (square)")
+    p.add_argument("--device", type=device_arg, default="auto", help="auto, cpu, mps, cuda or cuda:N")
+    p.add_argument("--data-root", type=output_dir, default=None,
+                   help="directory holding the task's data (a built-in task's world is built there on first use)")
+    p.add_argument("--cache-dir", type=output_dir, default=None,
+                   help="memory-map image-level features here (reused across runs)")
     p.add_argument("--no-cache", action="store_true", help="re-encode every batch (the uncached baseline)")
-    p.add_argument("--workers", type=int, default=0, help="data-loading worker processes")
+    p.add_argument("--workers", type=nonnegative_int, default=0,
+                   help="data-loading worker processes (0: load in the main process)")
     p.add_argument("--json", action="store_true", help="print the whole result as JSON")
     p.add_argument("--quiet", action="store_true", help="no progress on stderr")
     return p
@@ -88,25 +167,43 @@ def eval_command(argv: list[str] | None = None) -> int:
     """Evaluate one frozen encoder on one end task.
 
     Runs ``protocol.run_cell`` and prints the test metric of the setting selected on the validation split,
-    the settings' validation scores and the timings (or everything as JSON)."""
+    the settings' validation scores and the timings (or everything as JSON). Bad options end argparse's way
+    (one line, ``SystemExit(2)``); bad input found later (unknown task, missing data or checkpoint) returns 2
+    after one line on stderr."""
     args = _eval_parser().parse_args(argv)
     from contrasting.eval.protocol import run_cell  # torch: only once the arguments parse
 
     try:
-        hparams = json.loads(args.hparams) if args.hparams else None
-        if hparams is not None and not (isinstance(hparams, list) and all(isinstance(h, dict) for h in hparams)):
-            raise ValueError("--hparams: expected a JSON list of objects")
-        result = run_cell(args.encoder, args.task, hparams=hparams, seed=args.seed, device=args.device,
+        check_device(args.device)
+        result = run_cell(args.encoder, args.task, hparams=args.hparams, seed=args.seed, device=args.device,
                           data_root=args.data_root, cache_dir=args.cache_dir, progress=not args.quiet, arch=args.arch,
                           image_size=args.image_size, epochs=args.epochs,
                           feature_cache="off" if args.no_cache else "auto", num_workers=args.workers)
-    except (TaskDataError, KeyError, ValueError, FileNotFoundError, RuntimeError) as exc:
-        msg = exc.args[0] if isinstance(exc, KeyError) and exc.args else exc
-        print(f"contrasting eval: error: {msg}", file=sys.stderr)
+    except (TaskDataError, KeyError, RuntimeError, *usage_errors()) as exc:
+        if debugging():
+            raise
+        print(error_line("eval", exc), file=sys.stderr)
         return 2
-    if args.json:
+    _print_result(result, args.json)
+    return 0
+
+
+def check_device(device: str) -> None:
+    """Refuse (ValueError) a ``--device`` this machine does not have, before any data is read (imports torch)."""
+    import torch
+
+    kind, _, index = device.partition(":")
+    if kind == "cuda" and int(index or 0) >= torch.cuda.device_count():
+        raise ValueError(f"--device {device}: no such CUDA device ({torch.cuda.device_count()} visible)")
+    if kind == "mps" and not torch.backends.mps.is_available():
+        raise ValueError("--device mps: the MPS backend is not available on this machine")
+
+
+def _print_result(result, as_json: bool) -> None:
+    """``contrasting eval``'s output: the whole result as JSON, or the test metric, settings and timings."""
+    if as_json:
         print(json.dumps(result.to_dict(), indent=2))
-        return 0
+        return
     arrow = "higher" if result.higher_is_better else "lower"
     print(f"encoder {result.encoder}  task {result.task} (v{result.task_version})  seed {result.seed}")
     print(f"test {result.metric} = {result.value:.4f}  ({arrow} is better; score {result.score:.4f})")
@@ -117,19 +214,21 @@ def eval_command(argv: list[str] | None = None) -> int:
     print("selected: " + ", ".join(f"{k}={v}" for k, v in result.selected.items()))
     print("sizes: " + ", ".join(f"{k} {v}" for k, v in result.sizes.items()) + "   timings: " +
           ", ".join(f"{k} {v:.1f}s" for k, v in result.timings.items()))
-    return 0
 
 
 def report_command(argv: list[str] | None = None) -> int:
     """Write the study's analysis of a results store or a results CSV: report, findings.json, figures.
 
     The parser is built here, the analysis (pandas, scipy, matplotlib) imported only once the arguments parse,
-    so that ``contrasting report --help`` answers at once."""
+    so that ``contrasting report --help`` answers at once. Returns the exit status, 2 after one line on stderr
+    for a bad option or source."""
     from contrasting.eval.report_cli import add_report_arguments  # argparse only
 
-    parser = argparse.ArgumentParser(prog="contrasting report",
-                                     description="Analysis report from a results store or a results CSV.")
-    args = add_report_arguments(parser).parse_args(argv)
+    parser = OneLineParser(prog="contrasting report",
+                           description="Analysis report from a results store or a results CSV.")
+    args = parse_or_status(add_report_arguments(parser), argv)
+    if isinstance(args, int):
+        return args
     from contrasting.eval.report import run_report  # the heavy part
 
     return run_report(args)

@@ -24,6 +24,7 @@ import contextlib
 import json
 import math
 import os
+import subprocess
 import sys
 import time
 import traceback
@@ -211,19 +212,49 @@ def submit_command(command: list[str], folder: str | os.PathLike, *, cluster: st
     return ex.submit(submitit.helpers.CommandFunction(list(command)))
 
 
-def _job_error(job) -> str:
-    try:
-        exc = job.exception()
-    except Exception as e:  # submitit raises its own errors for vanished jobs
-        exc = e
+def _job_error(job, slurm_state: str | None = None) -> str:
     text = f"job {job.job_id} ended without a result file"
-    if exc is not None:
-        text += f": {exc}"
+    if slurm_state is not None and not job.done():  # submitit cannot tell (no sacct): exception() waits for ever
+        text += f": Slurm state {slurm_state}"
+    else:
+        try:
+            exc = job.exception()
+        except Exception as e:  # submitit raises its own errors for vanished jobs
+            exc = e
+        if exc is not None:
+            text += f": {exc}"
     with contextlib.suppress(Exception):
         tail = (job.stderr() or "").strip().splitlines()[-20:]
         if tail:
             text += "\n" + "\n".join(tail)
     return text
+
+
+_SLURM_ENDED = {"BOOT_FAIL", "CANCELLED", "COMPLETED", "DEADLINE", "FAILED", "NODE_FAIL", "OUT_OF_MEMORY", "TIMEOUT"}
+
+
+def _slurm_ended(jobs: Iterable) -> dict[str, str]:
+    """Slurm jobs that have ended although submitit cannot tell, id → Slurm state: submitit asks ``sacct``,
+    which fails on a cluster without accounting, and a job that ends without its result pickle (cancelled,
+    killed) then stays UNKNOWN, never done. ``squeue -t all`` lists a job until MinJobAge after its end; one it
+    no longer lists has ended too (state ``PURGED``). An unusable ``squeue`` ends nothing."""
+    try:
+        from submitit.slurm.slurm import SlurmJob
+    except ImportError:
+        return {}
+    ids = [j.job_id for j in jobs if isinstance(j, SlurmJob) and j.state == "UNKNOWN"]
+    if not ids:
+        return {}
+    try:
+        cmd = ["squeue", "-h", "-t", "all", "-r", "-o", "%i %T", "-j", ",".join(ids)]
+        out = subprocess.run(cmd, capture_output=True, text=True, timeout=60)
+    except (OSError, subprocess.SubprocessError):
+        return {}
+    if out.returncode != 0:  # every id unknown to squeue fails the call: all of them have ended long ago
+        return dict.fromkeys(ids, "PURGED") if "Invalid job id" in out.stderr else {}
+    states = dict(line.split()[:2] for line in out.stdout.splitlines() if len(line.split()) >= 2)
+    ended = {i: states.get(i, "PURGED") for i in ids}
+    return {i: st for i, st in ended.items() if st in _SLURM_ENDED or st == "PURGED"}
 
 
 def run_grid_cluster(spec: GridSpec | str | os.PathLike, *, store: ResultStore | str | os.PathLike | None = None,
@@ -294,15 +325,16 @@ def _run_cluster(spec, store, cluster, folder, executor, timeout_s, parameters, 
         if rep.applied:
             c = store.counts(shash)
             say(f"[grid] {c['done']}/{len(cells)} done, {c['failed']} failed, {len(open_jobs)} job(s) open")
+        ended = _slurm_ended(open_jobs.values())
         for k, job in list(open_jobs.items()):
-            if job.done():
+            if job.done() or job.job_id in ended:
                 rep = ingest_results(store, results)  # its file may have landed since the last pass
                 for kk in rep.keys:
                     open_jobs.pop(kk, None)
                 if k in open_jobs:
                     row = store.get(k)
                     if row is not None and row.status == "running":
-                        store.record_failed(k, row.claimed_by, _job_error(job))
+                        store.record_failed(k, row.claimed_by, _job_error(job, ended.get(job.job_id)))
                         summary.failures.append((row.label, f"job {job.job_id} ended without a result"))
                     open_jobs.pop(k)
     counts = store.counts(shash)

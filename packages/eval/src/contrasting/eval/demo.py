@@ -682,25 +682,28 @@ class _Clock:
 
 
 def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
+    from contrasting.encoders.cli_args import existing_dir, nonnegative_int, output_dir, positive_float, positive_int
+    from contrasting.eval.cli import OneLineParser
+
+    p = OneLineParser(
         prog="contrasting demo",
         description="Generate the built-in world, pre-train SimCLR, MoCo v2 and SwAV on its corpora plus the "
                     "supervised and random baselines, evaluate every encoder on every built-in task and write the "
                     "report. Everything is resumable: a rerun reuses what is finished.")
-    p.add_argument("--out", default="runs/demo", help="output folder (default: runs/demo)")
+    p.add_argument("--out", type=output_dir, default="runs/demo", help="output folder (default: runs/demo)")
     p.add_argument("--preset", choices=sorted(PRESETS), default="quick",
                    help="quick (default, ~15 min on 2 CPU cores), full (~1 h) or tiny (the tests')")
     p.add_argument("--full", action="store_true", help="the full preset: longer pre-training, clearer statistics")
-    p.add_argument("--workers", type=int, default=None,
+    p.add_argument("--workers", type=positive_int, default=None,
                    help="parallel pre-training runs and grid workers (default: min(2, CPU cores))")
-    p.add_argument("--budget-minutes", type=float, default=None,
+    p.add_argument("--budget-minutes", type=positive_float, default=None,
                    help="scale the pre-training steps so that the nominal time (idle 2-core CPU) is this")
-    p.add_argument("--world-seed", type=int, default=None,
+    p.add_argument("--world-seed", type=nonnegative_int, default=None,
                    help="seed of the built-in world (default: the preset's, 0); another seed draws other scenes")
-    p.add_argument("--compare", default=None,
+    p.add_argument("--compare", type=existing_dir, default=None,
                    help="another demo's output folder (e.g. on another --world-seed): the report sets its verdicts "
                         "beside this one's and names those that changed")
-    p.add_argument("--data-root", default=None,
+    p.add_argument("--data-root", type=output_dir, default=None,
                    help="where the demo's world is cached (default: $CONTRASTING_DATA/demo or "
                         "~/.cache/contrasting/builtin/demo)")
     p.add_argument("--no-progress", action="store_true",
@@ -713,29 +716,21 @@ def demo_main(argv: list[str] | None = None) -> int:
 
     The ``contrasting demo`` subcommand (entry point ``contrasting.commands``: a callable taking ``argv`` and
     returning the exit status): 0 when the report was written from a complete grid, 1 when runs or cells
-    failed (the report then covers what finished), 2 on bad arguments, 130 when interrupted."""
+    failed (the report then covers what finished), 2 on bad arguments (one line on stderr, argparse's
+    ``SystemExit(2)`` for a bad option, before anything is written), 130 when interrupted."""
     args = _parser().parse_args(argv)
     preset = PRESETS["full" if args.full else args.preset]
     if args.budget_minutes is not None:
-        if args.budget_minutes <= 0:
-            print("contrasting demo: error: --budget-minutes must be positive", file=sys.stderr)
-            return 2
         preset = preset.scaled(args.budget_minutes)
     cores = os.cpu_count() or 1
     workers = args.workers or min(2, cores)
-    if workers < 1:
-        print("contrasting demo: error: --workers must be at least 1", file=sys.stderr)
-        return 2
     if args.world_seed is not None:
-        if args.world_seed < 0:
-            print("contrasting demo: error: --world-seed must be >= 0", file=sys.stderr)
-            return 2
         preset = dataclasses.replace(preset, world_seed=args.world_seed)
     if preset.reference_task not in eval_tasks(preset):
         print(f"contrasting demo: error: preset {preset.name!r}: its reference task {preset.reference_task!r} is not "
               "among its tasks", file=sys.stderr)
         return 2
-    out = Path(args.out).expanduser().resolve()
+    out = args.out.resolve()
     out.mkdir(parents=True, exist_ok=True)
     lock = open(out / ".demo.lock", "a")  # held for the whole run, closed below
     try:

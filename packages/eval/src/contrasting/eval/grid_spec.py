@@ -42,6 +42,7 @@ import copy
 import dataclasses
 import hashlib
 import json
+import math
 import os
 import re
 from collections.abc import Callable, Iterable, Mapping
@@ -429,8 +430,9 @@ def _options_from(raw: Mapping, hparams: list[HParamSetting], tasks: list[GridTa
         problems.append(f"runner.device: expected auto, cpu, cuda or cuda:N, got {runner.device!r}")
     if runner.workers is not None and runner.workers < 1:
         problems.append(f"runner.workers: must be at least 1, got {runner.workers}")
-    if runner.timeout_s <= 0 or runner.lease_s <= 0:
-        problems.append("runner.timeout_s and runner.lease_s must be positive")
+    if not (0 < runner.timeout_s < math.inf and 0 < runner.lease_s < math.inf):  # NaN too
+        problems.append(f"runner.timeout_s and runner.lease_s must be finite and positive, got {runner.timeout_s} "
+                        f"and {runner.lease_s}")
     if runner.executor is not None and ":" not in runner.executor:
         problems.append(f"runner.executor: expected 'module:function', got {runner.executor!r}")
     analysis = _sub_options(raw.get("analysis"), AnalysisOptions, {"reference_task": str, "hparams": str},
@@ -665,9 +667,29 @@ def resolve_encoder(enc: GridEncoder, *, run_resolver: RunResolver = find_run_ch
 HParamCheck = Callable[[Mapping | list], list[str]]
 
 
+_SCHEDULE_CHOICES = {"optimizer": ("adam", "sgd"), "decay": ("cosine", "step", "none")}
+
+
+def schedule_value_problem(key: str, value: Any) -> str | None:
+    """What is wrong with ``value`` for the ``Schedule`` field ``key`` (None: nothing): epochs and batch size
+    are integers >= 1, the learning rate a finite number > 0, weight decay a finite number >= 0."""
+    if key in _SCHEDULE_CHOICES:
+        choices = _SCHEDULE_CHOICES[key]
+        return None if value in choices else f"{key}: expected one of {', '.join(choices)}, got {value!r}"
+    number = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+    if key in ("epochs", "batch_size"):
+        ok, want = number and isinstance(value, int) and value >= 1, "an integer >= 1"
+    elif key == "lr":
+        ok, want = number and value > 0, "a finite number > 0"
+    else:
+        ok, want = number and value >= 0, "a finite number >= 0"
+    return None if ok else f"{key}: expected {want}, got {value!r}"
+
+
 def catalog_hparam_check(values: Mapping | list) -> list[str]:
-    """The hyper-parameter check for contrasting.eval's ``run_cell``: every key is a ``Schedule`` field (a
-    setting may be a list of such mappings, selected among inside the cell)."""
+    """The hyper-parameter check for contrasting.eval's ``run_cell``: every key is a ``Schedule`` field with a
+    value the schedule can use (``schedule_value_problem``; a setting may be a list of such mappings, selected
+    among inside the cell)."""
     from contrasting.eval.tasks import Schedule
 
     known = list(Schedule.__dataclass_fields__)
@@ -677,6 +699,7 @@ def catalog_hparam_check(values: Mapping | list) -> list[str]:
             problems.append(f"expected a mapping of Schedule fields, got {entry!r}")
             continue
         problems += [f"unknown key {k!r} (known: {', '.join(known)})" for k in entry if k not in known]
+        problems += [p for k, v in entry.items() if k in known and (p := schedule_value_problem(k, v))]
     return problems
 
 

@@ -357,6 +357,10 @@ def run_grid(spec: GridSpec | str | os.PathLike, *, store: ResultStore | str | o
     Failures of cells never raise: they are recorded and summarised. Raises ``SpecError`` before anything runs,
     ``RunnerError`` when the executor cannot be loaded, ``StoreError`` when the store cannot be written (the
     running cells are returned to pending when possible; finished ones are kept)."""
+    if workers is not None and workers < 1:  # no worker would run a cell and the runner would wait forever
+        raise ValueError(f"workers: expected an integer >= 1, got {workers}")
+    if timeout_s is not None and not 0 < timeout_s < math.inf:
+        raise ValueError(f"timeout_s: expected a finite number > 0, got {timeout_s}")
     own_store = not isinstance(store, ResultStore)
     if not isinstance(spec, GridSpec):
         spec = load_spec(spec, overrides, validate=False)

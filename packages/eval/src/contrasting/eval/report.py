@@ -34,6 +34,7 @@ from pathlib import Path
 import numpy as np
 
 from contrasting.data.atomic import atomic_write_text
+from contrasting.encoders.cli_errors import debugging
 from contrasting.eval import plots, stats
 from contrasting.eval.claims import (
     CLAIMS,
@@ -733,7 +734,9 @@ def run_report(args: argparse.Namespace) -> int:
         files = build_report(source, args.out, reference=args.reference, spec_hash=args.spec_hash, title=args.title,
                              replicates=args.bootstrap, compare=args.compare)
     except (OSError, ValueError, KeyError, RuntimeError) as exc:
-        text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        if debugging():
+            raise
+        text = " ".join(str(exc).split()) or type(exc).__name__  # every line of it (a spec lists its problems)
         print(f"contrasting report: error: {text}", file=sys.stderr)
         return 2
     print(f"report: {files.html}\n        {files.markdown}\n        {files.findings_json}\n        {files.csv}")

@@ -1,23 +1,45 @@
 """``contrasting report``'s arguments (argparse only: the command line parses them before importing the
-analysis)."""
+analysis). Every option is checked here: the source is a file that exists, ``--out`` a folder that can be
+written into, ``--compare`` a file or folder that exists, ``--bootstrap`` an integer >= 0."""
 
 from __future__ import annotations
 
 import argparse
+import re
+from pathlib import Path
+
+from contrasting.encoders.cli_args import existing_file, nonnegative_int, output_dir
+
+
+def existing_path(text: str) -> Path:
+    """A file or folder that exists (``--compare``: another report's folder or its findings.json)."""
+    path = Path(text).expanduser()
+    if not path.exists():
+        raise argparse.ArgumentTypeError(f"no such file or folder: {text!r}")
+    return path
+
+
+def hash_prefix(text: str) -> str:
+    """A grid spec hash or a prefix of one: hexadecimal digits."""
+    if not re.fullmatch(r"[0-9a-fA-F]{1,64}", text):
+        raise argparse.ArgumentTypeError(f"expected a spec hash (a prefix of hexadecimal digits), got {text!r}")
+    return text.lower()
 
 
 def add_report_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
     """Add ``contrasting report``'s arguments to ``parser``."""
-    parser.add_argument("source", help="results store (.sqlite), a grid spec (its store) or a results CSV")
-    parser.add_argument("--out", help="output folder (default: <source>-report beside the source)")
+    parser.add_argument("source", type=existing_file,
+                        help="results store (.sqlite), a grid spec (its store) or a results CSV")
+    parser.add_argument("--out", type=output_dir, help="output folder (default: <source>-report beside the source)")
     parser.add_argument("--reference", help="reference task (default: the spec's, else the task marked reference, "
                                             "else imagenet)")
-    parser.add_argument("--spec-hash", help="the grid to report on (prefix; default: the latest registered)")
+    parser.add_argument("--spec-hash", type=hash_prefix,
+                        help="the grid to report on (prefix; default: the latest registered)")
     parser.add_argument("--title", help="report title")
-    parser.add_argument("--bootstrap", type=int, default=None,
+    parser.add_argument("--bootstrap", type=nonnegative_int, default=None,
                         help="bootstrap replicates (default: the analysis's, contrasting.eval.claims.REPLICATES; "
                              "0: no intervals, every verdict inconclusive)")
-    parser.add_argument("--compare", default=None,
+    parser.add_argument("--compare", type=existing_path, default=None,
                         help="another report's folder or findings.json (e.g. the same study under another seed): "
                              "the report names the conclusive verdicts that differ")
     return parser

@@ -65,6 +65,12 @@ CREATE TABLE file_hashes (
 """
 
 
+def _has_sqlite_header(path: Path) -> bool:
+    """Whether ``path`` starts with SQLite's 16-byte magic string."""
+    with open(path, "rb") as f:
+        return f.read(16) == b"SQLite format 3\x00"
+
+
 class StoreError(RuntimeError):
     """The store cannot be opened or written (names the file)."""
 
@@ -219,6 +225,10 @@ class ResultStore:
             raise FileNotFoundError(f"no results store at {self.path}")
         self.path.parent.mkdir(parents=True, exist_ok=True)
         existing = self.path.is_file() and self.path.stat().st_size > 0
+        if not create and not existing:  # a folder or an empty file: opening would write a new store there
+            raise FileNotFoundError(f"no results store at {self.path} (an empty file or a folder)")
+        if existing and not _has_sqlite_header(self.path):  # SQLite would take a short file for an empty store
+            raise StoreError(f"{self.path}: not a results store (not an SQLite database); nothing was written to it")
         self._db = None
         try:
             self._db = sqlite3.connect(str(self.path), timeout=timeout_s, isolation_level=None)
