@@ -72,6 +72,7 @@ def test_plan_runs_and_grid_spec_carry_the_analysis_metadata(tmp_path):
     raw = demo.grid_spec(p, runs, world, tmp_path / "out", workers=2)
     spec = load_spec(raw, validate=False)
     by = {e.name: e for e in spec.encoders}
+    assert demo.encoder_count(p)[0] == len(spec.encoders)  # what the demo's first line announces
     assert by["Random"].method == "random" and by["Random"].kind == "checkpoint"
     assert by["Supervised-shapes"].kind == "supervised" and by["Supervised-shapes"].corpus == "shapes"
     assert (by["MoCoV2-shapes"].balanced, by["MoCoV2-shapes-lt"].balanced) == (True, False)

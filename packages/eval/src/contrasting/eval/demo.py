@@ -756,15 +756,25 @@ def _say(text: str) -> None:
     print(text, file=sys.stderr, flush=True)
 
 
+def encoder_count(preset: Preset) -> tuple[int, int]:
+    """(encoders in the preset's grid, of which intermediate exports): the random and supervised baselines, one
+    per method × corpus, and one per method × ``series`` fraction × corpus in ``series_corpora``."""
+    series = len(preset.methods) * len(preset.series) * sum(c in preset.series_corpora for c in preset.corpora)
+    return 2 + len(preset.methods) * len(preset.corpora) + series, series
+
+
 def _demo(preset: Preset, out: Path, workers: int, threads: int, args) -> int:
     from contrasting.data.builtin import build_world
 
     clock = _Clock()
     tasks = eval_tasks(preset)
-    n_enc = 2 + len(preset.methods) * len(preset.corpora)
+    n_enc, n_series = encoder_count(preset)
+    series = f", + {n_series} exported at {'/'.join(f'{f:g}' for f in preset.series)} of their steps" \
+        if n_series else ""
     _say(f"contrasting demo, preset {preset.name!r}: {preset.description}")
     _say(f"  {n_enc} encoders ({len(preset.methods)} methods x {len(preset.corpora)} corpora at {preset.ssl_steps} "
-         f"steps of {preset.batch_size}, supervised {preset.supervised_steps} steps, random) x {len(tasks)} tasks x "
+         f"steps of {preset.batch_size}{series}, supervised {preset.supervised_steps} steps, random) x "
+         f"{len(tasks)} tasks x "
          f"{len(preset.seeds)} seed(s) = {n_enc * len(tasks) * len(preset.seeds)} cells; nominal "
          f"{preset.minutes:g} min on an idle 2-core CPU; {workers} worker(s) x {threads} thread(s); output {out}")
 
