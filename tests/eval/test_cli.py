@@ -62,3 +62,17 @@ def test_usage(capsys):
     assert main([]) == 2
     with pytest.raises(SystemExit):
         eval_command(["--task", "pets"])  # --encoder is required
+
+
+def test_tasks_describes_one_task_with_its_deviations(capsys):
+    from contrasting.encoders.cli import main
+    from contrasting.eval.tasks import PROTOCOL_DEVIATIONS, get_task
+
+    assert main(["tasks", "--task", "cityscapes"]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("cityscapes: Cityscapes semantic segmentation") and "expected layout:" in out
+    for deviation in (*get_task("cityscapes").deviations, *PROTOCOL_DEVIATIONS):
+        assert deviation in out
+    assert main(["tasks", "--task", "no-such-task"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("contrasting tasks: error: --task: unknown task 'no-such-task'")

@@ -12,7 +12,6 @@ import torchvision
 from sklearn.linear_model import LogisticRegression
 
 from contrasting.eval import FrozenEncoder, get_task, load_encoder, run_cell
-from contrasting.eval._adapters import encoders_package
 from contrasting.eval.features import cached_features
 from contrasting.eval.protocol import carve_val, load_task_data, make_optimizer, settings
 from tests.eval.conftest import TinyBackbone, tiny_backbone
@@ -172,10 +171,9 @@ def test_checkpoint_layouts(tmp_path):
     torch.save({"trunk.x." + k: v for k, v in model.state_dict().items()}, bad)
     with pytest.raises(ValueError, match="(?i)layout"):  # the encoders package's strict LayoutError
         load_encoder(bad)
-    if encoders_package() is not None:  # official MoCo layout: converted by contrasting.encoders, strictly
-        moco = tmp_path / "moco.pth.tar"
-        torch.save({"state_dict": {"module.encoder_q." + k: v for k, v in model.state_dict().items()}}, moco)
-        assert torch.equal(load_encoder(moco).backbone.layer4[1].conv2.weight, model.layer4[1].conv2.weight)
+    moco = tmp_path / "moco.pth.tar"  # official MoCo layout: converted by contrasting.encoders, strictly
+    torch.save({"state_dict": {"module.encoder_q." + k: v for k, v in model.state_dict().items()}}, moco)
+    assert torch.equal(load_encoder(moco).backbone.layer4[1].conv2.weight, model.layer4[1].conv2.weight)
     enc = load_encoder("random:resnet18", seed=0)
     assert enc.widths == {"stem": 64, "stage1": 64, "stage2": 128, "stage3": 256, "stage4": 512, "embedding": 512}
     with pytest.raises(FileNotFoundError):

@@ -23,28 +23,26 @@ of the aliases in ``_ALIASES`` — ``contrasting.encoders``' ResNet gives stem, 
   ViRB, torchvision and the package's own export; strict; its ``LayoutError`` — a ``ValueError`` — on an
   unknown layout or mismatched keys).
 
-Without contrasting.encoders installed, ``random`` uses torchvision's constructors and a checkpoint must be
-in torchvision's own key layout (loaded strictly).
 
 Data. The built-in shapes world comes from ``contrasting.data.builtin.build_world(root=..., progress=...)``
-(``world_dir`` finds it, ``ensure_world`` builds it, ``world_classes`` reads its manifest);
-image folders are listed through ``contrasting.data.sources.ImageFolderSource`` when it exposes
-``samples`` (a torchvision-like list of (path, class index)) and ``classes``, else by walking the tree
-with the same rule (classes = sorted sub-directory names).
+(``world_dir`` finds it, ``ensure_world`` builds it, ``world_classes`` reads its manifest); image folders are
+listed by ``contrasting.data.sources.ImageFolderSource`` (classes = sorted sub-folder names).
+
+Both packages are declared dependencies of this one: they are imported where needed, never probed for.
 """
 
 from __future__ import annotations
 
 import hashlib
-import importlib
 import os
 from pathlib import Path
 
 import torch
 from torch import nn
 
+from contrasting.data.sources import IMAGE_EXTENSIONS  # noqa: F401 (the readers' too: one list of image types)
+
 FEATURE_KEYS = ("stem", "stage1", "stage2", "stage3", "stage4", "embedding")
-IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".ppm", ".webp", ".tif", ".tiff")
 _ALIASES = {
     "stem": ("stem", "conv1", "layer0", "res1"),
     "stage1": ("stage1", "layer1", "res2", "c2"),
@@ -53,23 +51,6 @@ _ALIASES = {
     "stage4": ("stage4", "layer4", "res5", "c5"),
     "embedding": ("embedding", "pooled", "pool", "avgpool", "feat", "features"),
 }
-_RESNET_DEPTHS = {(2, 2, 2, 2, False): "resnet18", (3, 4, 6, 3, False): "resnet34", (3, 4, 6, 3, True): "resnet50",
-                  (3, 4, 23, 3, True): "resnet101", (3, 8, 36, 3, True): "resnet152"}
-
-
-def _optional(module: str):
-    try:
-        return importlib.import_module(module)
-    except ModuleNotFoundError as exc:
-        if exc.name and module.startswith(exc.name):
-            return None
-        raise
-
-
-def encoders_package():
-    """``contrasting.encoders`` if installed, else None (its API used here: build_backbone, load_backbone,
-    load_run_backbone)."""
-    return _optional("contrasting.encoders")
 
 
 def _is_torchvision_resnet(m: nn.Module) -> bool:
@@ -146,47 +127,15 @@ class FrozenEncoder(nn.Module):
         return h.hexdigest()
 
 
-def _infer_arch(state: dict) -> str:
-    bottleneck = any(k.startswith("layer1.0.conv3") for k in state)
-    depth = tuple(len({k.split(".")[1] for k in state if k.startswith(f"layer{i}.")}) for i in range(1, 5))
-    return _RESNET_DEPTHS.get((*depth, bottleneck), "resnet50")
+def _torchvision_supervised(arch: str) -> nn.Module:
+    """torchvision's ImageNet-supervised ``arch`` from the torch hub cache (nothing is downloaded offline)."""
+    import torchvision
 
-
-def _torchvision_fallback(spec: str, arch: str | None, seed: int) -> nn.Module:
-    import torchvision  # only the fallback needs it
-
-    kind, _, spec_arch = spec.partition(":")
-    if kind in ("random", "supervised"):
-        arch = spec_arch or arch or "resnet50"
-        if kind == "random":
-            with torch.random.fork_rng(devices=[]):
-                torch.manual_seed(seed)
-                return torchvision.models.get_model(arch, weights=None)
-        try:
-            return torchvision.models.get_model(arch, weights="DEFAULT")
-        except Exception as exc:  # any download failure gets the same explanation
-            raise RuntimeError(f"encoder 'supervised': torchvision's ImageNet weights for {arch} are not in the "
-                               f"torch hub cache ({torch.hub.get_dir()}) and cannot be fetched: {exc}") from exc
-    path = Path(spec).expanduser()
-    if not path.is_file():
-        raise FileNotFoundError(f"encoder {spec!r}: not 'random', 'supervised' or an existing checkpoint file")
-    state = torch.load(path, map_location="cpu", weights_only=True)
-    if isinstance(state, dict) and isinstance(state.get("state_dict"), dict):
-        state = state["state_dict"]
-    if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
-        raise ValueError(f"encoder {spec!r}: not a state dict of tensors (unknown checkpoint layout)")
-    arch = arch or _infer_arch(state)
-    model = torchvision.models.get_model(arch, weights=None)
-    own = {k for k in model.state_dict() if not k.startswith("fc.")}
-    given = {k for k in state if not k.startswith("fc.")}
-    if own != given:
-        miss, extra = sorted(own - given)[:3], sorted(given - own)[:3]
-        raise ValueError(f"encoder {spec!r}: unknown checkpoint layout for torchvision {arch} (missing e.g. {miss}, "
-                         f"unexpected e.g. {extra}); install contrasting-encoders for the MoCo, SwAV, VISSL and "
-                         "ViRB layouts")
-    model.load_state_dict({**{k: v for k, v in model.state_dict().items() if k.startswith("fc.")},
-                           **{k: v for k, v in state.items() if not k.startswith("fc.")}}, strict=True)
-    return model
+    try:
+        return torchvision.models.get_model(arch, weights="DEFAULT")
+    except Exception as exc:  # any download failure gets the same explanation
+        raise RuntimeError(f"encoder 'supervised': torchvision's ImageNet weights for {arch} are not in the "
+                           f"torch hub cache ({torch.hub.get_dir()}) and cannot be fetched: {exc}") from exc
 
 
 def load_encoder(spec: str | os.PathLike | nn.Module, *, arch: str | None = None, seed: int = 0,
@@ -197,20 +146,21 @@ def load_encoder(spec: str | os.PathLike | nn.Module, *, arch: str | None = None
         return spec.to(device)
     if isinstance(spec, nn.Module):
         return FrozenEncoder(spec.to(device), type(spec).__name__)
+    from contrasting.encoders import build_backbone, load_backbone, load_run_backbone
+
     spec = str(spec)
-    pkg = encoders_package()
     kind, _, spec_arch = spec.partition(":")
-    if pkg is None or kind == "supervised":
-        backbone = _torchvision_fallback(spec, arch, seed)
+    if kind == "supervised":
+        backbone = _torchvision_supervised(spec_arch or arch or "resnet50")
     elif kind == "random":
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed)
-            backbone = pkg.build_backbone(spec_arch or arch or "resnet50")
+            backbone = build_backbone(spec_arch or arch or "resnet50")
     elif Path(spec).expanduser().is_dir():
-        backbone, _ = pkg.load_run_backbone(Path(spec).expanduser())
+        backbone, _ = load_run_backbone(Path(spec).expanduser())
     elif Path(spec).expanduser().is_file():
         try:
-            backbone, _ = pkg.load_backbone(Path(spec).expanduser())
+            backbone, _ = load_backbone(Path(spec).expanduser())
         except ValueError as exc:  # the package's strict LayoutError: the same error, naming the file
             if str(spec) in str(exc):
                 raise
@@ -240,13 +190,10 @@ def world_dir(data_root: os.PathLike | str | None = None) -> Path:
     """
     if data_root is None and os.environ.get(WORLD_ENV):
         return Path(os.environ[WORLD_ENV]).expanduser()
-    builtin = _optional("contrasting.data.builtin")
-    if builtin is not None:
-        base = builtin.resolve_root(data_root)
-        default = base / f"world-{builtin.world_key(builtin.WorldConfig())}"
-    else:
-        base = Path(data_root or "~/.cache/contrasting/builtin").expanduser()
-        default = base / "world-default"
+    from contrasting.data import builtin
+
+    base = builtin.resolve_root(data_root)
+    default = base / f"world-{builtin.world_key(builtin.WorldConfig())}"
     if (base / "manifest.json").is_file():
         return base
     if (default / "manifest.json").is_file():
@@ -257,11 +204,9 @@ def world_dir(data_root: os.PathLike | str | None = None) -> Path:
 
 def ensure_world(folder: Path, progress: bool = False) -> Path:
     """Build the default shapes world where ``world_dir`` expects it; returns the world's folder."""
-    builtin = _optional("contrasting.data.builtin")
-    if builtin is None:
-        raise RuntimeError(f"the built-in tasks need the shapes world at {folder}, which is missing, and "
-                           "contrasting-data (contrasting.data.builtin.build_world) is not installed to build it")
-    return Path(builtin.build_world(root=folder.parent, progress=progress).path)
+    from contrasting.data.builtin import build_world
+
+    return Path(build_world(root=folder.parent, progress=progress).path)
 
 
 def world_classes(folder: Path, world_task: str) -> list[str] | None:
@@ -275,22 +220,20 @@ def world_classes(folder: Path, world_task: str) -> list[str] | None:
     return list(classes) if classes else None
 
 
-def world_tasks() -> list[str] | None:
-    """The data package's own list of built-in tasks (None when it is not installed)."""
-    builtin = _optional("contrasting.data.builtin")
-    return None if builtin is None else [str(getattr(t, "name", t)) for t in builtin.list_tasks()]
+def world_tasks() -> list[str]:
+    """The data package's own list of built-in tasks."""
+    from contrasting.data.builtin import list_tasks
+
+    return [str(getattr(t, "name", t)) for t in list_tasks()]
 
 
 def folder_samples(root: Path, exclude: tuple[str, ...] = ()) -> tuple[list[tuple[str, int]], list[str]]:
-    """(path, class index) pairs and class names of an image-folder tree ``root/<class>/<image>``."""
-    sources = _optional("contrasting.data.sources")
-    src_cls = getattr(sources, "ImageFolderSource", None) if sources is not None else None
-    if src_cls is not None and not exclude:
-        src = src_cls(root)
-        samples, classes = getattr(src, "samples", None), getattr(src, "classes", None)
-        if isinstance(samples, list) and isinstance(classes, list):
-            return [(str(p), int(c)) for p, c in samples], [str(c) for c in classes]
-    classes = sorted(d.name for d in root.iterdir() if d.is_dir() and d.name not in exclude)
-    samples = [(str(f), i) for i, c in enumerate(classes) for f in sorted((root / c).rglob("*"))
-               if f.suffix.lower() in IMAGE_EXTENSIONS]
+    """(path, class index) pairs and class names of an image-folder tree ``root/<class>/<image>``
+    (``ImageFolderSource``'s listing), without the classes in ``exclude``, re-indexed in sorted order."""
+    from contrasting.data.sources import ImageFolderSource
+
+    src = ImageFolderSource(root)
+    classes = [c for c in src.classes if c not in exclude]
+    index = {c: i for i, c in enumerate(classes)}
+    samples = [(str(path), index[src.classes[label]]) for path, label in src.samples if src.classes[label] in index]
     return samples, classes

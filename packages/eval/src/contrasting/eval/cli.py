@@ -68,7 +68,31 @@ def _tasks_parser() -> argparse.ArgumentParser:
     p.add_argument("--data-root", type=existing_dir, help="directory holding every task's data (else per-task "
                                                           "env vars / $CONTRASTING_DATA)")
     p.add_argument("--json", action="store_true", help="one JSON object per task")
+    p.add_argument("--task", metavar="NAME", help="everything about one task: layout, protocol, deviations")
     return p
+
+
+def describe_task(name: str, data_root=None) -> str:
+    """A task's entry as text: what it measures, its expected data layout (and whether it is present), its
+    protocol, and where that protocol differs from the study's (``deviations`` + ``PROTOCOL_DEVIATIONS``)."""
+    from contrasting.eval.tasks import PROTOCOL_DEVIATIONS, get_task
+
+    spec = get_task(name)
+    status = check_data(spec, data_root)
+    lines = [f"{spec.name}: {spec.title} ({spec.group}-level {spec.kind}; source: {spec.source or '-'}; "
+             f"version {spec.version})",
+             f"  target {spec.target}" + (f", {spec.num_classes} classes" if spec.num_classes else "") +
+             f"; head {spec.head}, loss {spec.loss}, metric {spec.metric} "
+             f"({'higher' if spec.higher_is_better else 'lower'} is better)",
+             f"  schedule: {spec.schedule.epochs} epochs, batch {spec.schedule.batch_size}, lr {spec.schedule.lr:g} "
+             f"({spec.schedule.optimizer}, decay {spec.schedule.decay}); input {spec.image_size[0]}x"
+             f"{spec.image_size[1]}, {spec.frames} frame(s)",
+             f"  data: {'present at ' + str(status.root) if status.present else 'missing: ' + status.missing[0]}"
+             f" (reader {spec.layout.reader}; env {spec.env})",
+             "  expected layout:", *("    " + line for line in spec.layout.structure.splitlines()),
+             "  differs from the study's protocol:",
+             *(f"    - {d}" for d in (*spec.deviations, *PROTOCOL_DEVIATIONS))]
+    return "\n".join(lines)
 
 
 def tasks_command(argv: list[str] | None = None) -> int:
@@ -77,6 +101,12 @@ def tasks_command(argv: list[str] | None = None) -> int:
     Prints name, group, head, loss, metric (↑ higher / ↓ lower is better), schedule, and whether the data
     is present with the path looked at (the first missing one if not)."""
     args = _tasks_parser().parse_args(argv)
+    if args.task:
+        try:
+            print(describe_task(args.task, args.data_root))
+        except KeyError as unknown:  # get_task's unknown name: the user's input, one line, status 2
+            raise ValueError(f"--task: {unknown.args[0]}") from None
+        return 0
     rows = []
     for spec in list_tasks():
         status = check_data(spec, args.data_root)
@@ -95,11 +125,6 @@ def tasks_command(argv: list[str] | None = None) -> int:
     print("  ".join(c.ljust(widths.get(c, 0)) for c in cols))
     for r in rows:
         print("  ".join(str(r[c]).ljust(widths.get(c, 0)) for c in cols))
-    from contrasting.eval import _adapters  # imports torch and the data package
-
-    world = _adapters.world_tasks()
-    if world is None:
-        print("\n(built-in tasks need contrasting-data to build the shapes world)")
     return 0
 
 
