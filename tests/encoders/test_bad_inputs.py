@@ -217,7 +217,7 @@ def test_export_refuses_bad_targets(files, tmp_path, capsys):
     (tmp_path / "adir").mkdir()
     cases = [
         (["--out", str(tmp_path / "adir")], "argument --out: expected a file to write, got the folder"),
-        (["--out", str(tmp_path / "afile" / "out.pt")], "argument --out: cannot write"),
+        (["--out", str(tmp_path / "afile" / "out.pt")], "argument --out: expected a folder to write into, got the file"),
         (["--out", str(tmp_path / "x.pt"), "--layout", "nope"], "unknown checkpoint layout 'nope'"),
         ([], "the following arguments are required: --out"),
     ]

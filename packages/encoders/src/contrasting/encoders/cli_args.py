@@ -102,13 +102,17 @@ def output_dir(text: str) -> Path:
 
 
 def output_file(text: str) -> Path:
-    """``argparse`` type of a file to write: not a folder, and no file where a folder above it must be."""
+    """A file to write (replaced if it exists): not a folder, and no file where a folder above it must be."""
     path = Path(text).expanduser()
     if not path.name or path.is_dir():
         raise argparse.ArgumentTypeError(f"expected a file to write, got the folder {text!r}")
-    for parent in path.parents:
-        if parent.exists():
-            if not parent.is_dir():
-                raise argparse.ArgumentTypeError(f"cannot write {text!r}: {str(parent)!r} is a file, not a folder")
-            break
+    output_dir(str(path.parent))
+    return path
+
+
+def new_file(text: str) -> Path:
+    """A file to create: nothing exists at the path yet, and its folder is not a file."""
+    path = output_file(text)
+    if path.exists():
+        raise argparse.ArgumentTypeError(f"{text!r} exists (expected a new file)")
     return path

@@ -17,8 +17,10 @@ from typing import Any
 from contrasting.encoders.cli_args import (
     existing_dir,
     existing_file,
+    new_file,
     nonnegative_int,
     output_dir,
+    output_file,
     positive_float,
     positive_int,
 )
@@ -86,24 +88,6 @@ def status_report(store: ResultStore, spec_hash: str | None = None, *, failures:
 # -------------------------------------------------------------------------------------------------- CLI
 
 
-def new_file(text: str) -> Path:
-    """A file to create: nothing exists at the path yet, and its folder is not a file."""
-    path = Path(text).expanduser()
-    if path.exists():
-        raise argparse.ArgumentTypeError(f"{text!r} exists (expected a new file)")
-    output_dir(str(path.parent))
-    return path
-
-
-def store_file(text: str) -> Path:
-    """A results store to open or create: not a folder, and its folder is not a file."""
-    path = Path(text).expanduser()
-    if path.is_dir():
-        raise argparse.ArgumentTypeError(f"expected a results store file, got the folder {text!r}")
-    output_dir(str(path.parent))
-    return path
-
-
 def key_value(text: str) -> str:
     """A ``key=value`` item (spec overrides, ``--slurm`` parameters) with a non-empty key."""
     key, sep, _ = text.partition("=")
@@ -131,7 +115,7 @@ def _add_run_arguments(run: argparse.ArgumentParser) -> None:
     run.add_argument("spec", type=existing_file, help="grid spec (YAML)")
     run.add_argument("overrides", nargs="*", type=key_value, metavar="key=value",
                      help="dotted spec overrides, e.g. runner.workers=2")
-    run.add_argument("--store", type=store_file, help="results store (default: the spec's store)")
+    run.add_argument("--store", type=output_file, help="results store (default: the spec's store)")
     run.add_argument("--workers", type=positive_int, help="worker processes (default: one per GPU, or the spec's)")
     run.add_argument("--device", type=grid_device, help="auto, cpu, cuda or cuda:N")
     run.add_argument("--timeout", type=positive_float, dest="timeout_s", help="per-cell time limit in seconds")
