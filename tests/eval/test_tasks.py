@@ -98,7 +98,7 @@ def _spec(task: str, **kw) -> TaskSpec:
 
 def test_pets_classes_and_segmentation_target_is_the_pet(tmp_path):
     for name in ("Abyssinian_1", "beagle_2", "beagle_3"):
-        _img(tmp_path / "images" / f"{name}.jpg")
+        _img(tmp_path / "images" / f"{name}.jpg", size=(2, 2))
         trimap = np.array([[1, 2], [3, 1]], dtype=np.uint8)
         (tmp_path / "annotations" / "trimaps").mkdir(parents=True, exist_ok=True)
         Image.fromarray(trimap).save(tmp_path / "annotations" / "trimaps" / f"{name}.png")
@@ -236,7 +236,7 @@ def test_depth_png_missing_is_nan(tmp_path):
     Image.fromarray(np.array([[0, 1500]], dtype=np.uint16)).save(tmp_path / "d.png")
     (tmp_path / "train.txt").write_text("rgb.png,d.png\n")
     (tmp_path / "test.txt").write_text("rgb.png,d.png\n")
-    spec = get_task("nyu-depth").with_overrides(image_size=(1, 2))
+    spec = get_task("thor-depth").with_overrides(image_size=(1, 2))
     y = TaskDataset(spec, read_task(spec, tmp_path).test)[0][1]
     assert torch.isnan(y[0, 0]) and float(y[0, 1]) == pytest.approx(1.5)
 

@@ -16,6 +16,7 @@ from __future__ import annotations
 import csv
 import hashlib
 import json
+import os
 import pickle
 import warnings
 from collections.abc import Callable
@@ -87,7 +88,28 @@ def read_task(spec: TaskSpec, root: Path) -> TaskData:
         if bad is not None:
             raise TaskDataError(spec.name, root, spec.layout.structure,
                                 f"{name} sample with {len(bad)} images, expected {spec.frames}")
+    _check_labels(spec, root, data)
     return data
+
+
+def _check_labels(spec: TaskSpec, root: Path, data: TaskData) -> None:
+    """Image-level tasks of a fixed class count: at most that many class names, every label in 0..C−1 (a label
+    out of range would fail deep in training, or train a head of the wrong width). Names the split's file."""
+    n = spec.num_classes
+    if spec.target != "class" or not n:
+        return
+    where = lambda key: root / spec.layout.paths[key] if key in spec.layout.paths else root
+    if data.classes and len(data.classes) > n:
+        raise TaskDataError(spec.name, where("train"), spec.layout.structure,
+                            f"{len(data.classes)} classes found, the task has {n}")
+    for key, split in (("train", data.train), ("test", data.test)):
+        i = next((i for i, t in enumerate(split.targets) if not 0 <= t < n), None)
+        if i is not None:
+            ref = split.inputs[i][0]
+            shown = f" ({ref})" if isinstance(ref, (str, os.PathLike)) else ""
+            raise TaskDataError(spec.name, where(key), spec.layout.structure,
+                                f"{key} label out of range: class index {split.targets[i]} of sample {i}{shown}, "
+                                f"expected 0..{n - 1}")
 
 
 def _stable_fraction(key: str) -> float:
@@ -215,7 +237,12 @@ def read_cifar(spec: TaskSpec, root: Path) -> TaskData:
                                 f"not a CIFAR python batch ({str(error)[:200]})") from None
         if b"data" not in d or b"fine_labels" not in d:
             raise TaskDataError(spec.name, path, spec.layout.structure, "no b'data' / b'fine_labels' in the pickle")
-        images = np.asarray(d[b"data"], dtype=np.uint8).reshape(-1, 3, 32, 32).transpose(0, 2, 3, 1)
+        data = np.asarray(d[b"data"])
+        if data.ndim != 2 or data.shape[1] != 3072 or data.dtype != np.uint8 or len(d[b"fine_labels"]) != len(data):
+            raise TaskDataError(spec.name, path, spec.layout.structure,
+                                f"b'data' is {data.dtype} {data.shape} with {len(d[b'fine_labels'])} labels, expected "
+                                "uint8 (N, 3072) — 32×32 RGB images — and N labels")
+        images = data.reshape(-1, 3, 32, 32).transpose(0, 2, 3, 1)
         return Split([(im,) for im in images], [int(c) for c in d[b"fine_labels"]])
 
     return TaskData(split("train"), split("test"), root)
@@ -227,9 +254,18 @@ def read_sun397(spec: TaskSpec, root: Path) -> TaskData:
     rows = {k: [r[0] for r in _lines(spec, root / spec.layout.paths[k])] for k in ("train", "test")}
     classes = sorted({str(Path(r).parent) for r in rows["train"]})
     index = {c: i for i, c in enumerate(classes)}
+    _known_classes(spec, root, "test", [str(Path(r).parent) for r in rows["test"]], index)
     img = root / spec.layout.paths["images"]
     split = lambda rs: Split([(str(img / r.lstrip("/")),) for r in rs], [index[str(Path(r).parent)] for r in rs])
     return TaskData(split(rows["train"]), split(rows["test"]), root, classes)
+
+
+def _known_classes(spec: TaskSpec, root: Path, key: str, labels: list[str], index: dict) -> None:
+    """A split file's class that the training split does not have is an error naming the file."""
+    unknown = next((c for c in labels if c not in index), None)
+    if unknown is not None:
+        raise TaskDataError(spec.name, root / spec.layout.paths[key], spec.layout.structure,
+                            f"class {unknown!r} is not in the training split")
 
 
 @register_reader("dtd")
@@ -238,6 +274,7 @@ def read_dtd(spec: TaskSpec, root: Path) -> TaskData:
     rows = {k: [r[0] for r in _lines(spec, root / spec.layout.paths[k])] for k in ("train", "val", "test")}
     classes = sorted({r.split("/")[0] for r in rows["train"] + rows["val"]})
     index = {c: i for i, c in enumerate(classes)}
+    _known_classes(spec, root, "test", [r.split("/")[0] for r in rows["test"]], index)
     img = root / spec.layout.paths["images"]
     split = lambda rs: Split([(str(img / r),) for r in rs], [index[r.split("/")[0]] for r in rs])
     return TaskData(split(rows["train"] + rows["val"]), split(rows["test"]), root, classes)
@@ -383,14 +420,81 @@ def read_kitti_flow(spec: TaskSpec, root: Path) -> TaskData:
     return TaskData(as_split(samples[:n_train]), as_split(samples[n_train:]), root)
 
 
+@dataclass(frozen=True)
+class MatSlice:
+    """One sample of an array in a MATLAB v7.3 (HDF5) file, read with h5py when used: ``np.asarray(ref)`` is
+    ``file[dataset][index]`` transposed from MATLAB's column-major order, e.g. an (H, W, 3) image from NYU's
+    (N, 3, W, H) ``images`` or an (H, W) map from its (N, W, H) ``depths``. ``shape`` reads no pixels."""
+
+    path: str
+    dataset: str
+    index: int
+
+    def _open(self):
+        import h5py  # only the published NYU file needs it
+
+        return h5py.File(self.path, "r")
+
+    def __array__(self, dtype=None, copy=None) -> np.ndarray:
+        with self._open() as f:
+            a = np.ascontiguousarray(f[self.dataset][self.index].T)
+        return a if dtype is None else a.astype(dtype)
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        with self._open() as f:
+            return tuple(f[self.dataset].shape[1:][::-1])
+
+    def __str__(self) -> str:
+        return f"{self.path}:{self.dataset}[{self.index}]"
+
+
+@register_reader("nyu_mat")
+def read_nyu_mat(spec: TaskSpec, root: Path) -> TaskData:
+    """NYU Depth v2 as published: ``nyu_depth_v2_labeled.mat`` (MATLAB v7.3, i.e. HDF5, read with h5py; MATLAB's
+    480×640×3×1449 ``images`` uint8 and 480×640×1449 ``depths`` float32 in metres appear transposed, (N, 3, W, H)
+    and (N, W, H)) with ``splits.mat`` (MATLAB v5: ``trainNdxs``, ``testNdxs``, 1-based column vectors). Samples
+    are ``MatSlice`` refs (nothing decoded here); targets decode with ``decode_depth`` (metres, 0 = missing)."""
+    from scipy.io import loadmat
+
+    mat, splits = root / spec.layout.paths["mat"], root / spec.layout.paths["splits"]
+    fail = lambda path, problem: TaskDataError(spec.name, path, spec.layout.structure, problem)
+    try:
+        with MatSlice(str(mat), "images", 0)._open() as f:
+            images, depths = f["images"], f["depths"]
+            n, hw = images.shape[0], images.shape[2:]
+            if images.ndim != 4 or images.shape[1] != 3 or images.dtype != np.uint8 or depths.shape != (n, *hw):
+                raise fail(mat, f"'images' {images.dtype} {images.shape} and 'depths' {depths.shape}: expected "
+                                "uint8 (N, 3, W, H) and (N, W, H)")
+    except (OSError, KeyError) as exc:
+        raise fail(mat, f"not a MATLAB v7.3 (HDF5) file with 'images' and 'depths' ({exc})") from exc
+    try:
+        ndx = loadmat(splits)
+        ndx = {k: np.asarray(ndx[k], dtype=np.float64).ravel() for k in ("trainNdxs", "testNdxs")}
+    except Exception as exc:  # scipy raises ValueError, MatReadError, … for a file that is no MATLAB v5 file
+        raise fail(splits, f"not a MATLAB v5 file with 'trainNdxs' and 'testNdxs' ({type(exc).__name__}: {exc})") \
+            from exc
+    for key, v in ndx.items():
+        bad = v[(v != np.round(v)) | (v < 1) | (v > n)]
+        if bad.size:
+            raise fail(splits, f"{key}: index {bad[0]:g} out of range 1..{n} (1-based, {n} images in {mat.name})")
+
+    def split(key):
+        idx = ndx[key].astype(int) - 1
+        return Split([(MatSlice(str(mat), "images", int(i)),) for i in idx],
+                     [MatSlice(str(mat), "depths", int(i)) for i in idx])
+
+    return TaskData(split("trainNdxs"), split("testNdxs"), root)
+
+
 # ------------------------------------------------------------------------------------------------ decoding
 
 
 def load_image(ref, size: tuple[int, int]) -> torch.Tensor:
-    """An RGB image ref (path or HWC uint8 array) as a float (3, H, W) tensor in [0, 1], resized to ``size``
-    (bilinear with antialias)."""
-    if isinstance(ref, np.ndarray):
-        arr = ref
+    """An RGB image ref (a path, or an HWC uint8 array or array-like such as ``MatSlice``) as a float (3, H, W)
+    tensor in [0, 1], resized to ``size`` (bilinear with antialias)."""
+    if not isinstance(ref, (str, os.PathLike)):
+        arr = np.asarray(ref)
     else:
         with Image.open(ref) as im:
             arr = np.asarray(im.convert("RGB"))
@@ -401,6 +505,8 @@ def load_image(ref, size: tuple[int, int]) -> torch.Tensor:
 
 
 def _png(ref) -> np.ndarray:
+    if not isinstance(ref, (str, os.PathLike)):  # an array-like target (``MatSlice``)
+        return np.asarray(ref)
     with Image.open(ref) as im:
         return np.array(im)
 
@@ -424,11 +530,15 @@ def decode_mask(ref, size, spec: TaskSpec) -> torch.Tensor:
 
 
 def decode_cityscapes(ref, size, spec: TaskSpec) -> torch.Tensor:
-    """gtFine labelIds → 19 trainIds, others ``ignore_index``."""
+    """gtFine labelIds (0..33, one channel) → 19 trainIds, others ``ignore_index``."""
+    ids = _png(ref)
+    if ids.ndim != 2 or ids.dtype != np.uint8 or int(ids.max(initial=0)) > 33:
+        raise ValueError(f"{ref}: not a gtFine labelIds map ({ids.dtype} {ids.shape}, values up to "
+                         f"{int(ids.max(initial=0))}; expected one 8-bit channel of label ids 0..33)")
     lut = np.full(256, spec.ignore_index, dtype=np.int64)
     for label_id, train_id in _CITYSCAPES_TRAIN_IDS.items():
         lut[label_id] = train_id
-    return _nearest(torch.from_numpy(lut[_png(ref)]), size).long()
+    return _nearest(torch.from_numpy(lut[ids]), size).long()
 
 
 def decode_binary(ref, size, spec: TaskSpec) -> torch.Tensor:
@@ -437,8 +547,12 @@ def decode_binary(ref, size, spec: TaskSpec) -> torch.Tensor:
 
 
 def decode_trimap(ref, size, spec: TaskSpec) -> torch.Tensor:
-    """Oxford-IIIT Pet trimap → (H, W) float, 1 on the pet (trimap value 1), 0 on background and border."""
-    return _nearest(torch.from_numpy((_png(ref) == 1).astype(np.float32)), size)
+    """Oxford-IIIT Pet trimap (1 = pet, 2 = background, 3 = border) → (H, W) float, 1 on the pet, 0 elsewhere."""
+    trimap = _png(ref)
+    if trimap.ndim != 2 or not np.isin(trimap, (1, 2, 3)).all():
+        raise ValueError(f"{ref}: not a trimap ({trimap.shape}, values {np.unique(trimap)[:8].tolist()}; "
+                         "expected one channel of 1, 2, 3)")
+    return _nearest(torch.from_numpy((trimap == 1).astype(np.float32)), size)
 
 
 def decode_depth(ref, size, spec: TaskSpec) -> torch.Tensor:
@@ -469,14 +583,20 @@ def decode_kitti_flow(ref, size, spec: TaskSpec) -> torch.Tensor:
     return _nearest(torch.stack([u, v, (raw[2] > 0).float()]), size)
 
 
+EGOHANDS_HW = (720, 1280)  # every EgoHands frame; the polygons are in its pixel coordinates
+
+
 def decode_egohands(ref, size, spec: TaskSpec) -> torch.Tensor:
     """EgoHands polygons (myleft, myright, yourleft, yourright → classes 1..4, 0 background) rasterised at
     720×1280 and resized (nearest)."""
     from scipy.io import loadmat  # only EgoHands needs scipy
 
     mat, frame = ref
-    polys = loadmat(mat)["polygons"][0][frame]
-    canvas = Image.new("L", (1280, 720), 0)
+    entries = loadmat(mat)["polygons"][0]
+    if frame >= len(entries):
+        raise ValueError(f"{mat}: {len(entries)} polygon entries, but frame {frame + 1} of its video has none")
+    polys = entries[frame]
+    canvas = Image.new("L", EGOHANDS_HW[::-1], 0)
     draw = ImageDraw.Draw(canvas)
     for cls, field in enumerate(("myleft", "myright", "yourleft", "yourright"), start=1):
         pts = np.asarray(polys[field]).reshape(-1, 2)
@@ -485,11 +605,29 @@ def decode_egohands(ref, size, spec: TaskSpec) -> torch.Tensor:
     return _nearest(torch.from_numpy(np.asarray(canvas).astype(np.int64)), size).long()
 
 
+def _ref_name(ref, i: int) -> str:
+    """The file an image or target ref comes from (EgoHands targets: their polygons.mat)."""
+    if isinstance(ref, tuple):
+        ref = ref[0]
+    return f"<in-memory image of sample {i}>" if isinstance(ref, np.ndarray) else str(ref)
+
+
+def _native_hw(ref) -> tuple[int, int] | None:
+    """(H, W) of an image or target ref without decoding its pixels; EgoHands' polygons are drawn on 720×1280."""
+    if isinstance(ref, tuple):
+        return EGOHANDS_HW
+    if not isinstance(ref, (str, os.PathLike)):
+        return tuple(ref.shape[:2])
+    with Image.open(ref) as im:
+        return im.height, im.width
+
+
 TARGET_DECODERS: dict[str, Callable] = {
     "mask": decode_mask, "cityscapes": decode_cityscapes, "binary": decode_binary, "trimap": decode_trimap,
     "depth": decode_depth, "flow": decode_kitti_flow, "egohands": decode_egohands,
 }
-_DEFAULT_DECODER = {"cityscapes": "cityscapes", "egohands": "egohands", "kitti_flow": "flow", "taskonomy": "depth"}
+_DEFAULT_DECODER = {"cityscapes": "cityscapes", "egohands": "egohands", "kitti_flow": "flow", "taskonomy": "depth",
+                    "nyu_mat": "depth"}
 
 
 def target_decoder(spec: TaskSpec) -> Callable:
@@ -517,14 +655,35 @@ class TaskDataset(torch.utils.data.Dataset):
     def __len__(self) -> int:
         return len(self.split)
 
-    def __getitem__(self, i):
+    def _guarded(self, i: int, ref, fn):
+        """``fn()``; a failure becomes a ``TaskDataError`` naming the file of ``ref``."""
         try:
-            images = [load_image(ref, self.size) for ref in self.split.inputs[i]]
-            target = self.split.targets[i]
-            target = self.decode(target, self.size, self.spec) if self.decode else torch.tensor(target)
-        except (OSError, ValueError, KeyError, IndexError) as exc:
-            raise TaskDataError(self.spec.name, self.split.inputs[i][0], self.spec.layout.structure,
+            return fn()
+        except TaskDataError:
+            raise
+        except (OSError, ValueError, KeyError, IndexError, RuntimeError) as exc:
+            raise TaskDataError(self.spec.name, _ref_name(ref, i), self.spec.layout.structure,
                                 f"cannot decode sample {i} ({type(exc).__name__}: {exc})") from exc
+
+    def _check_sizes(self, i: int, refs: tuple, target) -> None:
+        """Pixel tasks: every image of a sample and its target map have one size (a target of another size would
+        be resized onto the wrong pixels); names the file that differs from the first image."""
+        first = self._guarded(i, refs[0], lambda: _native_hw(refs[0]))
+        for ref in (*refs[1:], target):
+            hw = self._guarded(i, ref, lambda ref=ref: _native_hw(ref))
+            if hw is not None and first is not None and hw != first:
+                raise TaskDataError(self.spec.name, _ref_name(ref, i), self.spec.layout.structure,
+                                    f"sample {i}: {hw[1]}×{hw[0]} (W×H), but its image {_ref_name(refs[0], i)} "
+                                    f"is {first[1]}×{first[0]}")
+
+    def __getitem__(self, i):
+        refs, label = self.split.inputs[i], self.split.targets[i]
+        images = [self._guarded(i, ref, lambda ref=ref: load_image(ref, self.size)) for ref in refs]
+        if self.decode:
+            target = self._guarded(i, label, lambda: self.decode(label, self.size, self.spec))
+            self._check_sizes(i, refs, label)
+        else:
+            target = torch.tensor(label)
         x = torch.stack(images)
         if self.augment is not None:
             x = torch.stack([self.augment(im) for im in x])  # frames of one sample get independent jitter

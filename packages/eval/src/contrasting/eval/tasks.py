@@ -381,13 +381,15 @@ _DEPTH_LIST = "{train,test}.txt: 'image,depth' with depth a 16-bit PNG"
 
 register_task(_pixel(
     "nyu-depth", "NYU Depth v2 depth", "structural",
-    Layout("pair_list", {"train": "train.txt", "test": "test.txt"},
-           "exported from nyu_depth_v2_labeled.mat (HDF5, needs h5py) with splits.mat; " + _DEPTH_LIST +
-           " in millimetres (0 = missing)", {"target": "depth", "depth_scale": 1e-3}),
+    Layout("nyu_mat", {"mat": "nyu_depth_v2_labeled.mat", "splits": "splits.mat"},
+           "nyu_depth_v2_labeled.mat   (the labeled set as published: MATLAB v7.3 = HDF5, read with h5py;\n"
+           "                            'images' 480×640×3×N uint8, 'depths' 480×640×N float32 in metres)\n"
+           "splits.mat                 (MATLAB v5: 'trainNdxs' 795×1, 'testNdxs' 654×1, 1-based indices)",
+           {"target": "depth"}),
     "depth", None, "unet", "l1", "l1", 250, 3e-4, higher=False, subdir="nyu", env="CONTRASTING_DATA_NYU",
+    version=2,
     deviations=(
         "train: splits.mat's 795 images; the study used 1,159",
-        'read from exported list files, not from nyu_depth_v2_labeled.mat',
     ),
     source="Silberman et al. 2012"))
 
