@@ -69,7 +69,28 @@ def _tasks_parser() -> argparse.ArgumentParser:
                                                           "env vars / $CONTRASTING_DATA)")
     p.add_argument("--json", action="store_true", help="one JSON object per task")
     p.add_argument("--task", metavar="NAME", help="everything about one task: layout, protocol, deviations")
+    p.add_argument("--check", metavar="ROOT", type=existing_dir,
+                   help="check the study tasks' data under ROOT (found / partial / missing / malformed, with sample "
+                        "counts against the published ones) before any training; exit 1 when any is not found")
     return p
+
+
+def check_command(root, as_json: bool) -> int:
+    """``tasks --check ROOT``: one line per study task (``data_check.check_task_data``); 0 when all are found."""
+    from contrasting.eval.data_check import check_task_data
+
+    checks = [check_task_data(spec, root) for spec in list_tasks() if not spec.builtin]
+    for c in checks:
+        if as_json:
+            print(json.dumps(c.to_dict()))
+            continue
+        counts = "" if c.counts is None else f"{c.counts[0]} train / {c.counts[1]} test"
+        print(f"{c.task:<20} {c.status:<10} {counts:<26} {c.problem or c.root}")
+    bad = [c for c in checks if c.status != "found"]
+    if not as_json:
+        print(f"{len(checks) - len(bad)} of {len(checks)} study tasks found under {root}"
+              + (f"; not usable as published: {', '.join(c.task for c in bad)}" if bad else ""))
+    return 1 if bad else 0
 
 
 def describe_task(name: str, data_root=None) -> str:
@@ -101,6 +122,8 @@ def tasks_command(argv: list[str] | None = None) -> int:
     Prints name, group, head, loss, metric (↑ higher / ↓ lower is better), schedule, and whether the data
     is present with the path looked at (the first missing one if not)."""
     args = _tasks_parser().parse_args(argv)
+    if args.check is not None:
+        return check_command(args.check, args.json)
     if args.task:
         try:
             print(describe_task(args.task, args.data_root))

@@ -78,7 +78,9 @@ class TaskSpec:
     ``pooling``: image-level features are stage 4 average-pooled on a ``pooling``×``pooling`` grid (1: the
     global average, the study's protocol); ``deviations``: where this task's data, split, input or metric
     differs from the study's (Kotar et al. 2021 and its code), one sentence each, shown by ``contrasting tasks
-    --task NAME`` and in every report (``PROTOCOL_DEVIATIONS`` holds those of every task)."""
+    --task NAME`` and in every report (``PROTOCOL_DEVIATIONS`` holds those of every task); ``expected_sizes``:
+    (train, test) sample counts of the published dataset under this task's split rule, which ``contrasting tasks
+    --check`` compares a user's copy with (None where the release varies or is not public)."""
 
     name: str
     title: str
@@ -104,6 +106,7 @@ class TaskSpec:
     version: int = 1
     pooling: int = 1
     deviations: tuple[str, ...] = ()
+    expected_sizes: tuple[int, int] | None = None
 
     def __post_init__(self):
         if self.group not in GROUPS or self.kind not in KINDS:
@@ -221,7 +224,8 @@ register_task(_image_cls(
     Layout("image_folder", {"train": "train", "test": "val"},
            "train/<wnid>/*.JPEG   (ILSVRC2012_img_train.tar, per-class tars extracted)\n"
            "val/<wnid>/*.JPEG     (ILSVRC2012_img_val.tar sorted into class folders by the usual valprep.sh)"),
-    1000, 100, subdir="imagenet", env="CONTRASTING_DATA_IMAGENET", source="ILSVRC-12; test = val"))
+    1000, 100, subdir="imagenet", env="CONTRASTING_DATA_IMAGENET", expected_sizes=(1281167, 50000),
+    source="ILSVRC-12; test = val"))
 
 register_task(_image_cls(
     "pets", "Oxford-IIIT Pet breed classification", "semantic",
@@ -229,7 +233,8 @@ register_task(_image_cls(
            "images/<Breed_name>_<n>.jpg                 (images.tar.gz)\n"
            "annotations/{trainval,test}.txt            (annotations.tar.gz:\n"
            "                                           '<image> <class 1..37> <species> <breed>')"),
-    37, 100, subdir="oxford-iiit-pet", env="CONTRASTING_DATA_PETS", source="Parkhi et al. 2012"))
+    37, 100, subdir="oxford-iiit-pet", env="CONTRASTING_DATA_PETS", expected_sizes=(3680, 3669),
+    source="Parkhi et al. 2012"))
 
 register_task(_image_cls(
     "caltech101", "CalTech-101 classification", "semantic",
@@ -242,6 +247,7 @@ register_task(_image_cls(
         "train: the first 30 images of each class by name, 3,030 images; the study's list has 3,060 and is "
         'not reproduced',
     ),
+    expected_sizes=(3030, 5647),
     source="Fei-Fei et al. 2004"))
 
 register_task(_image_cls(
@@ -250,7 +256,8 @@ register_task(_image_cls(
                             "meta": "cifar-100-python/meta"},
            "cifar-100-python/{train,test,meta}   (cifar-100-python.tar.gz: pickled dicts with b'data' N×3072 uint8\n"
            "                                      and b'fine_labels'; 32 px images are upsampled to the input size)"),
-    100, 100, subdir="cifar100", env="CONTRASTING_DATA_CIFAR100", source="Krizhevsky 2009"))
+    100, 100, subdir="cifar100", env="CONTRASTING_DATA_CIFAR100", expected_sizes=(50000, 10000),
+    source="Krizhevsky 2009"))
 
 register_task(_image_cls(
     "sun397", "SUN397 scene classification", "semantic",
@@ -261,6 +268,7 @@ register_task(_image_cls(
     deviations=(
         "train: partition 1's 19,850 images; the study trained on 87,003",
     ),
+    expected_sizes=(19850, 19850),
     source="Xiao et al. 2010, partition 1"))
 
 register_task(_image_cls(
@@ -281,7 +289,8 @@ register_task(_image_cls(
                    "test": "dtd/labels/test1.txt"},
            "dtd/images/<class>/<class>_NNNN.jpg            (dtd-r1.0.1.tar.gz)\n"
            "dtd/labels/{train,val,test}1.txt               (lines '<class>/<file>.jpg'; train = train1 + val1)"),
-    47, 100, subdir="dtd", env="CONTRASTING_DATA_DTD", source="Cimpoi et al. 2014, split 1"))
+    47, 100, subdir="dtd", env="CONTRASTING_DATA_DTD", expected_sizes=(3760, 1880),
+    source="Cimpoi et al. 2014, split 1"))
 
 register_task(_image_cls(
     "kinetics", "Kinetics-400 action recognition (6 frames)", "semantic",
@@ -304,7 +313,8 @@ register_task(_image_cls(
            "CLEVR_v1.0/images/{train,val}/CLEVR_<split>_NNNNNN.png   (CLEVR_v1.0.zip)\n"
            "CLEVR_v1.0/scenes/CLEVR_{train,val}_scenes.json        (count = len(objects), class = count − 3;\n"
            "                                                        test = val, the test split has no scenes)"),
-    8, 100, subdir="clevr", env="CONTRASTING_DATA_CLEVR", source="Johnson et al. 2017"))
+    8, 100, subdir="clevr", env="CONTRASTING_DATA_CLEVR", expected_sizes=(70000, 15000),
+    source="Johnson et al. 2017"))
 
 _VIRB_NOTE = "no public distribution format (the data comes with the ViRB release); read from list files:\n"
 
@@ -350,6 +360,7 @@ register_task(_pixel(
         'input resized to 256×512 with no scale, flip or crop augmentation, 19 trainIds with void ignored; '
         'the study: 20 classes, 0.5–2× scale, 450 px crops, full-resolution test, poly learning-rate decay',
     ),
+    expected_sizes=(2975, 500),
     source="Cordts et al. 2016"))
 
 register_task(_pixel(
@@ -360,6 +371,7 @@ register_task(_pixel(
            "target = the pet, value 1 — the original code took background + border), annotations/{trainval,test}.txt",
            {"target": "trimap"}),
     "binary", 1, "unet", "bce", "iou", 100, 1e-4, subdir="oxford-iiit-pet", env="CONTRASTING_DATA_PETS",
+    expected_sizes=(3680, 3669),
     source="Parkhi et al. 2012"))
 
 register_task(_pixel(
@@ -391,6 +403,7 @@ register_task(_pixel(
     deviations=(
         "train: splits.mat's 795 images; the study used 1,159",
     ),
+    expected_sizes=(795, 654),
     source="Silberman et al. 2012"))
 
 register_task(_pixel(
@@ -443,6 +456,7 @@ register_task(_pixel(
         'inverted); the study scored 1-channel viz_flow_occ / 255 by the share of pixels with error ≤ 0.05',
         'input 256×832, not 224 px crops',
     ),
+    expected_sizes=(180, 20),
     source="Menze & Geiger 2015"))
 
 # --------------------------------------------------------------------------------------------------------
