@@ -190,3 +190,43 @@ def test_cells_report_standard_error_baseline_and_per_sample_statistics(world_ro
         assert float(value_from_totals(metric, rows.sum(0))) == pytest.approx(r.value)
         assert 0 <= r.se < 0.2 and r.metrics["se"] == r.se and (r.se > 0 or r.value == 0)
         assert 0 <= r.baseline < 1 and r.metrics["baseline"] == r.baseline
+
+
+def test_refit_trains_the_selected_setting_on_train_and_validation(world_root, monkeypatch):
+    from contrasting.eval import protocol
+
+    seen = []
+    original = protocol._train_on_embeddings
+
+    def spy(head, source, labels, idx, *args, **kwargs):
+        seen.append(len(idx))
+        return original(head, source, labels, idx, *args, **kwargs)
+
+    monkeypatch.setattr(protocol, "_train_on_embeddings", spy)
+    hps = [{"lr": 1e-9, "refit": True}, {"lr": 3e-2, "refit": True}]
+    kw = dict(data_root=world_root, image_size=32, epochs=10, seed=3)
+    plain = run_cell(tiny_backbone(), "shapes-shape", hparams=[{k: v for k, v in h.items() if k != "refit"}
+                                                              for h in hps], **kw)
+    assert seen == [162, 162] and plain.sizes["final_train"] == 162
+    seen.clear()
+    refit = run_cell(tiny_backbone(), "shapes-shape", hparams=hps, **kw)
+    assert seen == [162, 162, 180] and refit.sizes["final_train"] == 180 and refit.selected["refit"] is True
+    assert [v["val"] for v in refit.val_scores] == [v["val"] for v in plain.val_scores]  # the same selection
+    assert refit.timings["refit_s"] > 0
+
+
+@pytest.mark.parametrize("pixel_cache", [False, True])
+def test_refit_of_a_pixel_head_sees_the_validation_images(world_root, monkeypatch, pixel_cache):
+    from contrasting.eval import protocol
+
+    sizes = []
+    original = protocol._fit_pixel_head
+
+    def spy(**kwargs):
+        sizes.append(sum(len(y) for _, y in kwargs["loader"]))
+        return original(**kwargs)
+
+    monkeypatch.setattr(protocol, "_fit_pixel_head", spy)
+    r = run_cell(tiny_backbone(), "shapes-foreground", data_root=world_root, image_size=32, epochs=1,
+                 hparams={"refit": True, "batch_size": 32}, pixel_cache=pixel_cache)
+    assert sizes == [162, 180] and r.sizes["final_train"] == 180 and np.isfinite(r.value)

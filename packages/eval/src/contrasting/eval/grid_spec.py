@@ -676,6 +676,8 @@ def schedule_value_problem(key: str, value: Any) -> str | None:
     if key in _SCHEDULE_CHOICES:
         choices = _SCHEDULE_CHOICES[key]
         return None if value in choices else f"{key}: expected one of {', '.join(choices)}, got {value!r}"
+    if key == "refit":
+        return None if isinstance(value, bool) else f"refit: expected true or false, got {value!r}"
     number = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
     if key in ("epochs", "batch_size"):
         ok, want = number and isinstance(value, int) and value >= 1, "an integer >= 1"

@@ -255,6 +255,14 @@ def _image_cell(spec, data, encoder, scheds, tr_idx, val_idx, num_classes, *, se
         heads.append(head)
         _log(progress, f"[{spec.name}] {sched}: val {spec.metric} = {val[spec.metric]:.4f}")
     best = _select(spec, results)
+    if scheds[best].refit:  # the selected setting again, on train + validation (Schedule.refit)
+        t1 = time.perf_counter()
+        torch.manual_seed(seed)
+        heads[best] = build_head(spec, encoder, num_classes).to(device)
+        with _cpu_threads(1 if cache != "off" and device.type == "cpu" else None):
+            _train_on_embeddings(heads[best], sources["train"], train_labels, torch.cat([tr_idx, val_idx]),
+                                 scheds[best], seed, loss_fn, device)
+        timings["refit_s"] = time.perf_counter() - t1
     t2 = time.perf_counter()
     test = _score_embeddings(heads[best], sources["test"], test_labels, torch.arange(len(data.test)), spec, num_classes)
     baseline = make_metric(spec.metric, num_classes=num_classes, ignore_index=spec.ignore_index)
@@ -352,6 +360,15 @@ class CachedPixelBatches:
         self.targets = torch.cat(targets)
         self.batch_size, self.shuffle, self.generator = batch_size, False, None
 
+    @staticmethod
+    def joined(first: CachedPixelBatches, second: CachedPixelBatches) -> CachedPixelBatches:
+        """Both splits' cached features and targets as one (the train + validation refit)."""
+        out = CachedPixelBatches.__new__(CachedPixelBatches)
+        out.feats = {k: torch.cat([first.feats[k], second.feats[k]]) for k in first.feats}
+        out.targets = torch.cat([first.targets, second.targets])
+        out.batch_size, out.shuffle, out.generator = first.batch_size, False, None
+        return out
+
     def batches(self, batch_size: int, shuffle: bool = False, generator: torch.Generator | None = None):
         """This split served in ``batch_size`` batches (a new epoch's order on each pass when ``shuffle``)."""
         out = CachedPixelBatches.__new__(CachedPixelBatches)
@@ -377,14 +394,39 @@ def _pixel_loaders(spec, data, encoder, tr_idx, val_idx, device, num_workers, ca
               "test": data.test}
     if cached:
         cache = {name: CachedPixelBatches(encoder, TaskDataset(spec, split), device) for name, split in splits.items()}
-        return (lambda batch, g: cache["train"].batches(batch, True, g),
+        cache["train+val"] = CachedPixelBatches.joined(cache["train"], cache["val"])
+        return (lambda batch, g, name="train": cache[name].batches(batch, True, g),
                 lambda name, batch: cache[name].batches(batch))
     sets = {"train": TaskDataset(spec, splits["train"], augment=True), "val": TaskDataset(spec, splits["val"]),
-            "test": TaskDataset(spec, splits["test"])}
-    return (lambda batch, g: torch.utils.data.DataLoader(sets["train"], batch_size=batch, shuffle=True, generator=g,
-                                                         drop_last=False, **dataloader_kwargs(num_workers)),
+            "test": TaskDataset(spec, splits["test"]),
+            "train+val": TaskDataset(spec, data.train.subset(torch.cat([tr_idx, val_idx]).tolist()), augment=True)}
+    return (lambda batch, g, name="train": torch.utils.data.DataLoader(
+                sets[name], batch_size=batch, shuffle=True, generator=g, drop_last=False,
+                **dataloader_kwargs(num_workers)),
             lambda name, batch: torch.utils.data.DataLoader(sets[name], batch_size=batch,
                                                             **dataloader_kwargs(num_workers)))
+
+
+def _fit_pixel_head(*, spec, encoder, num_classes, sched, loader, loss_fn, predictor, seed, device, progress):
+    """A pixel head trained from ``seed`` with ``sched`` on the batches of ``loader`` (depth heads start at the
+    trivial baseline's constant)."""
+    torch.manual_seed(seed)
+    head = build_head(spec, encoder, num_classes).to(device)
+    if spec.target == "depth":
+        start_at_constant(head, float(predictor(torch.zeros(1, 1, 1)).reshape(-1)[0]))
+    opt, lr_sched = make_optimizer(head.parameters(), sched)
+    for epoch in range(sched.epochs):
+        head.train()
+        for x, y in loader:
+            y = y.to(device)
+            loss = loss_fn(_pixel_forward(head, encoder, x, y.shape[-2:], device, spec), y)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+        lr_sched.step()
+        if progress:
+            _log(progress, f"[{spec.name}] epoch {epoch + 1}/{sched.epochs} loss {float(loss.detach()):.4f}")
+    return head
 
 
 def _pixel_cell(spec, data, encoder, scheds, tr_idx, val_idx, num_classes, *, seed, device, num_workers, progress,
@@ -401,26 +443,12 @@ def _pixel_cell(spec, data, encoder, scheds, tr_idx, val_idx, num_classes, *, se
     timings["encode_s"] = time.perf_counter() - t0 if cached else 0.0
     predictor = pixel_baseline(spec, data.train, num_classes)
     results, best_state, best_score = [], None, -math.inf
+    fit = dict(spec=spec, encoder=encoder, num_classes=num_classes, loss_fn=loss_fn, predictor=predictor, seed=seed,
+               device=device, progress=progress)
     for sched in scheds:
         t1 = time.perf_counter()
-        torch.manual_seed(seed)
-        g = torch.Generator().manual_seed(seed)
-        head = build_head(spec, encoder, num_classes).to(device)
-        if spec.target == "depth":
-            start_at_constant(head, float(predictor(torch.zeros(1, 1, 1)).reshape(-1)[0]))
-        opt, lr_sched = make_optimizer(head.parameters(), sched)
-        loader = train_loader(sched.batch_size, g)
-        for epoch in range(sched.epochs):
-            head.train()
-            for x, y in loader:
-                y = y.to(device)
-                loss = loss_fn(_pixel_forward(head, encoder, x, y.shape[-2:], device, spec), y)
-                opt.zero_grad(set_to_none=True)
-                loss.backward()
-                opt.step()
-            lr_sched.step()
-            if progress:
-                _log(progress, f"[{spec.name}] epoch {epoch + 1}/{sched.epochs} loss {float(loss.detach()):.4f}")
+        head = _fit_pixel_head(sched=sched, loader=train_loader(sched.batch_size,
+                                                                torch.Generator().manual_seed(seed)), **fit)
         val_loader = eval_loader("val", sched.batch_size)
         val = _score_pixels(head, encoder, val_loader, spec, num_classes, device).compute()
         results.append({"val": val[spec.metric], "val_metrics": val, "train_s": time.perf_counter() - t1})
@@ -429,6 +457,11 @@ def _pixel_cell(spec, data, encoder, scheds, tr_idx, val_idx, num_classes, *, se
             best_state, best_score = copy.deepcopy(head).cpu(), score
         _log(progress, f"[{spec.name}] {sched}: val {spec.metric} = {val[spec.metric]:.4f}")
     best = _select(spec, results)
+    if scheds[best].refit:  # the selected setting again, on train + validation (Schedule.refit)
+        t1 = time.perf_counter()
+        loader = train_loader(scheds[best].batch_size, torch.Generator().manual_seed(seed), "train+val")
+        best_state = _fit_pixel_head(sched=scheds[best], loader=loader, **fit).cpu()
+        timings["refit_s"] = time.perf_counter() - t1
     t2 = time.perf_counter()
     test_loader = eval_loader("test", scheds[best].batch_size)
     test = _score_pixels(best_state.to(device), encoder, test_loader, spec, num_classes, device, predictor)
@@ -523,7 +556,8 @@ def run_cell(encoder, task: str | TaskSpec, *, hparams: list[dict] | dict | None
         higher_is_better=spec.higher_is_better, value=value, score=signed_score(spec.metric, value), metrics=test,
         se=test["se"], baseline=test["baseline"],
         selected=asdict(scheds[best]), val_scores=results,
-        sizes={"train": len(tr_idx), "val": len(val_idx), "test": len(data.test), "classes": num_classes or 0},
+        sizes={"train": len(tr_idx), "val": len(val_idx), "test": len(data.test), "classes": num_classes or 0,
+               "final_train": len(tr_idx) + (len(val_idx) if scheds[best].refit else 0)},
         timings=timings, versions=environment(),
         config={"image_size": list(spec.image_size), "device": str(device), "feature_cache": cache,
                 "cache_hits": hits, "encoder_fingerprint": before, "arch": arch, "frames": spec.frames,
