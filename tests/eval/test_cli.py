@@ -76,3 +76,16 @@ def test_tasks_describes_one_task_with_its_deviations(capsys):
     assert main(["tasks", "--task", "no-such-task"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith("contrasting tasks: error: --task: unknown task 'no-such-task'")
+
+
+def test_eval_takes_several_tasks_and_writes_json(world_root, tmp_path, capsys):
+    out = tmp_path / "results.json"
+    rc = main(["eval", "--encoder", "random:resnet18", "--task", "shapes-digit", "shapes-count", "--data-root",
+               str(world_root), "--image-size", "32", "--hparams", "lr=1e-3,epochs=1", "--json", str(out), "--quiet"])
+    printed = capsys.readouterr().out
+    records = json.loads(out.read_text())
+    assert rc == 0 and [r["task"] for r in records] == ["shapes-digit", "shapes-count"]
+    assert all(r["selected"]["lr"] == 1e-3 and r["selected"]["epochs"] == 1 for r in records)
+    assert printed.count("test top1 = ") == 2
+    rc = main(["eval", "--encoder", "random:resnet18", "--task", "shapes-digit", "no-such", "--quiet"])
+    assert rc == 2 and "unknown task 'no-such'" in capsys.readouterr().err

@@ -26,10 +26,11 @@ import sys
 from pathlib import Path
 from typing import NoReturn
 
-from contrasting.encoders.cli_args import existing_dir, nonnegative_int, output_dir, positive_int
+from contrasting.data.atomic import atomic_write_text
+from contrasting.encoders.cli_args import existing_dir, nonnegative_int, output_dir, output_file, positive_int
 from contrasting.encoders.cli_errors import debugging, describe, usage_errors
 from contrasting.eval.grid_spec import catalog_hparam_check
-from contrasting.eval.tasks import TaskDataError, check_data, list_tasks
+from contrasting.eval.tasks import TASKS, TaskDataError, check_data, list_tasks
 
 
 class OneLineParser(argparse.ArgumentParser):
@@ -169,13 +170,42 @@ def device_arg(text: str) -> str:
     return text
 
 
-def hparams_arg(text: str) -> list[dict]:
-    """``--hparams``: a JSON list of settings (one object is one setting), each a mapping of ``Schedule``
-    fields with values the schedule can use."""
+def _key_values(text: str) -> dict:
+    """``lr=1e-3,epochs=5`` → ``{"lr": 0.001, "epochs": 5}`` (values read as YAML, like every override)."""
+    import yaml
+
+    setting = {}
+    for item in text.split(","):
+        key, sep, raw = item.partition("=")
+        if not sep or not key.strip():
+            raise argparse.ArgumentTypeError(f"expected key=value[,key=value...] or a JSON list, got {text!r}")
+        try:
+            value = yaml.safe_load(raw)
+        except yaml.YAMLError:
+            raise argparse.ArgumentTypeError(f"{key.strip()}: {raw!r} is not a value") from None
+        setting[key.strip()] = float(value) if isinstance(value, str) and _is_number(value) else value
+    return setting
+
+
+def _is_number(text: str) -> bool:
     try:
-        value = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise argparse.ArgumentTypeError(f"expected a JSON list of objects, got {text!r} ({exc.msg})") from None
+        float(text)
+    except ValueError:
+        return False
+    return True
+
+
+def hparams_arg(text: str) -> list[dict]:
+    """``--hparams``: one setting as ``key=value[,key=value...]`` (the overrides' form, e.g. ``lr=1e-3,epochs=5``),
+    or a JSON list of settings to select among (one object is one setting); each a mapping of ``Schedule``
+    fields with values the schedule can use."""
+    if not text.lstrip().startswith(("[", "{")):
+        value = _key_values(text)
+    else:
+        try:
+            value = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise argparse.ArgumentTypeError(f"expected a JSON list of objects, got {text!r} ({exc.msg})") from None
     settings = [value] if isinstance(value, dict) else value
     if not isinstance(settings, list) or not settings or not all(isinstance(h, dict) for h in settings):
         raise argparse.ArgumentTypeError(f"expected a non-empty JSON list of objects, got {text!r}")
@@ -187,14 +217,16 @@ def hparams_arg(text: str) -> list[dict]:
 
 
 def _eval_parser() -> argparse.ArgumentParser:
-    p = OneLineParser(prog="contrasting eval", description="Evaluate one frozen encoder on one end task.")
+    p = OneLineParser(prog="contrasting eval", description="Evaluate one frozen encoder on end tasks.")
     p.add_argument("--encoder", required=True, type=encoder_arg,
                    help="checkpoint path or run folder, 'random[:arch]' or 'supervised[:arch]'")
-    p.add_argument("--task", required=True, help="task name (see `contrasting tasks`)")
+    p.add_argument("--task", required=True, nargs="+", metavar="NAME",
+                   help="one or more task names (see `contrasting tasks`), evaluated in order")
     p.add_argument("--arch", default=None, help="backbone for random/supervised (default resnet50)")
     p.add_argument("--seed", type=nonnegative_int, default=0)
     p.add_argument("--hparams", type=hparams_arg, default=None,
-                   help='JSON list of settings over the default schedule, e.g. \'[{"lr": 1e-3}, {"lr": 1e-4}]\'')
+                   help="one setting over the default schedule, e.g. lr=1e-3,epochs=5, or a JSON list of settings "
+                        "to select among on the validation split, e.g. '[{\"lr\": 1e-3}, {\"lr\": 1e-4}]'")
     p.add_argument("--epochs", type=positive_int, default=None, help="override every setting's epoch count")
     p.add_argument("--image-size", type=positive_int, default=None,
                    help="override the task's input size (square)")
@@ -206,7 +238,9 @@ def _eval_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-cache", action="store_true", help="re-encode every batch (the uncached baseline)")
     p.add_argument("--workers", type=nonnegative_int, default=0,
                    help="data-loading worker processes (0: load in the main process)")
-    p.add_argument("--json", action="store_true", help="print the whole result as JSON")
+    p.add_argument("--json", nargs="?", const="-", default=None, type=output_file_or_stdout, metavar="FILE",
+                   help="the whole results as JSON: to FILE (a list, one record per task, written atomically), or "
+                        "printed when no FILE is given (one object for one task, else a list)")
     p.add_argument("--quiet", action="store_true", help="no progress on stderr")
     return p
 
@@ -219,21 +253,47 @@ def eval_command(argv: list[str] | None = None) -> int:
     (one line, ``SystemExit(2)``); bad input found later (unknown task, missing data or checkpoint) returns 2
     after one line on stderr."""
     args = _eval_parser().parse_args(argv)
+    unknown = [t for t in args.task if t not in TASKS]
+    if unknown:
+        print(error_line("eval", ValueError(f"--task: unknown task {', '.join(map(repr, unknown))}; see "
+                                            "`contrasting tasks`")), file=sys.stderr)
+        return 2
     from contrasting.eval.protocol import run_cell  # torch: only once the arguments parse
 
+    results = []
     try:
         check_device(args.device)
-        result = run_cell(args.encoder, args.task, hparams=args.hparams, seed=args.seed, device=args.device,
-                          data_root=args.data_root, cache_dir=args.cache_dir, progress=not args.quiet, arch=args.arch,
-                          image_size=args.image_size, epochs=args.epochs,
-                          feature_cache="off" if args.no_cache else "auto", num_workers=args.workers)
+        for task in args.task:
+            results.append(run_cell(args.encoder, task, hparams=args.hparams, seed=args.seed, device=args.device,
+                                    data_root=args.data_root, cache_dir=args.cache_dir, progress=not args.quiet,
+                                    arch=args.arch, image_size=args.image_size, epochs=args.epochs,
+                                    feature_cache="off" if args.no_cache else "auto", num_workers=args.workers))
+            if args.json != "-":
+                _print_result(results[-1])
     except (TaskDataError, KeyError, RuntimeError, *usage_errors()) as exc:
         if debugging():
             raise
         print(error_line("eval", exc), file=sys.stderr)
         return 2
-    _print_result(result, args.json)
+    finally:
+        _write_json(results, args.json)
     return 0
+
+
+def output_file_or_stdout(text: str):
+    """``--json``'s value: ``-`` (print) or a file to write."""
+    return text if text == "-" else output_file(text)
+
+
+def _write_json(results: list, target) -> None:
+    """The results as JSON (``--json``): printed (one object for one result) or written atomically as a list."""
+    if target is None or not results:
+        return
+    records = [r.to_dict() for r in results]
+    if target == "-":
+        print(json.dumps(records[0] if len(records) == 1 else records, indent=2))
+    else:
+        atomic_write_text(target, json.dumps(records, indent=2) + "\n")
 
 
 def check_device(device: str) -> None:
@@ -247,11 +307,8 @@ def check_device(device: str) -> None:
         raise ValueError("--device mps: the MPS backend is not available on this machine")
 
 
-def _print_result(result, as_json: bool) -> None:
-    """``contrasting eval``'s output: the whole result as JSON, or the test metric, settings and timings."""
-    if as_json:
-        print(json.dumps(result.to_dict(), indent=2))
-        return
+def _print_result(result) -> None:
+    """``contrasting eval``'s summary of one result: the test metric, the settings' validation scores, timings."""
     arrow = "higher" if result.higher_is_better else "lower"
     print(f"encoder {result.encoder}  task {result.task} (v{result.task_version})  seed {result.seed}")
     print(f"test {result.metric} = {result.value:.4f}  ({arrow} is better; score {result.score:.4f})")
