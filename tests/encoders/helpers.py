@@ -9,11 +9,12 @@ import torch
 
 from contrasting.encoders import build_backbone, build_method, resolve_config
 from contrasting.encoders.data import TensorViews, default_views
+from contrasting.encoders.methods import method_spec
 
 IMAGE_SIZE = 32
 BATCH = 8
 WIDTH = 8
-TRAINED_METHODS = ("simclr", "mocov1", "mocov2", "swav", "byol", "supervised")
+TRAINED_METHODS = ("simclr", "mocov1", "mocov2", "swav", "byol", "pirl", "supervised")
 """Every registered method except ``random`` (not trainable): the one place exclusions are listed."""
 
 METHOD_OPTIONS = {
@@ -22,6 +23,7 @@ METHOD_OPTIONS = {
     "mocov2": {"queue_size": 32},
     "swav": {"prototypes": 16, "freeze_prototypes_steps": 2, "queue_length": 16},
     "byol": {"projection_hidden": 32, "prediction_hidden": 32, "projection_dim": 16},
+    "pirl": {"corpus_size": 64, "num_negatives": 32, "projection_dim": 16},  # tiny_source's 64 images
     "supervised": {"num_classes": 4},
     "random": {},
 }
@@ -40,16 +42,18 @@ def tiny_method(name: str, seed: int = 0, **options):
 
 def tiny_source(method: str, *, num_images: int = 64, seed: int = 0, rank: int = 0, world_size: int = 1,
                 batch_size: int = BATCH) -> TensorViews:
-    """Seeded random images with 4 classes, viewed as ``method`` needs (SwAV: 2 × 32 px + 4 × 14 px)."""
+    """Seeded random images with 4 classes, viewed as ``method`` needs (SwAV: 2 × 32 px + 4 × 14 px; PIRL: with
+    each sample's index, batches (views, labels, indices))."""
     g = torch.Generator().manual_seed(1234)
     images = torch.rand(num_images, 3, IMAGE_SIZE, IMAGE_SIZE, generator=g)
     labels = torch.randint(0, 4, (num_images,), generator=g)
     return TensorViews(images, labels, batch_size=batch_size, views=default_views(method, IMAGE_SIZE), seed=seed,
-                       rank=rank, world_size=world_size, num_classes=4)
+                       rank=rank, world_size=world_size, num_classes=4,
+                       indices=method_spec(method).corpus_indices)
 
 
 def tiny_batch(method: str):
-    """The first batch of ``tiny_source(method)``: (views, labels)."""
+    """The first batch of ``tiny_source(method)``: (views, labels), or (views, labels, indices) for PIRL."""
     return next(tiny_source(method).epoch(0))
 
 

@@ -148,7 +148,7 @@ PRETRAIN_VALUES = [  # (arguments, the error line's text)
     (["train.epochs=[1"], "override 'train.epochs=[1': the value is not valid YAML"),
     (["trian.epochs=1"], "unknown config section 'trian'"),
     (["train=3"], "train: expected a mapping of train fields"),
-    (["--method", "pirl"], "unknown method 'pirl'"),
+    (["--method", "npid"], "unknown method 'npid'"),
     (["--precision", "fp8"], "unknown precision 'fp8'"),
     (["train.output_dir={good}"], "train.output_dir: expected a folder to write the run into, got the file"),
     (["train.knn_train={missing}", "train.knn_test={missing}"], "train.knn_train: expected an image folder"),
@@ -217,7 +217,7 @@ def test_export_refuses_bad_targets(files, tmp_path, capsys):
     (tmp_path / "adir").mkdir()
     cases = [
         (["--out", str(tmp_path / "adir")], "argument --out: expected a file to write, got the folder"),
-        (["--out", str(tmp_path / "afile" / "out.pt")], "argument --out: expected a folder to write into, got the file"),
+        (["--out", str(tmp_path / "afile" / "out.pt")], "expected a folder to write into, got the file"),
         (["--out", str(tmp_path / "x.pt"), "--layout", "nope"], "unknown checkpoint layout 'nope'"),
         ([], "the following arguments are required: --out"),
     ]

@@ -43,8 +43,8 @@ def test_print_config_applies_overrides(capsys):
 
 
 @pytest.mark.parametrize(("args", "message"), [
-    (["--method", "pirl"],
-     "unknown method 'pirl'; valid methods: byol, mocov1, mocov2, random, simclr, supervised, swav"),
+    (["--method", "npid"],
+     "unknown method 'npid'; valid methods: byol, mocov1, mocov2, pirl, random, simclr, supervised, swav"),
     (["--backbone", "vit"], "unknown backbone 'vit'; valid backbones: resnet18, resnet50"),
     (["--corpus", "imagenet-nowhere"], "unknown corpus 'imagenet-nowhere'; valid corpora: <file list>"),
     (["train.epoch=1"], "unknown train field 'epoch'"),

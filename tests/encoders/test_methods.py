@@ -26,9 +26,9 @@ def test_registry_lists_every_method():
 @pytest.mark.parametrize("name", TRAINED_METHODS)
 def test_forward_backward(name):
     method = tiny_method(name)
-    views, labels = tiny_batch(name)
+    views, labels, *indices = tiny_batch(name)  # PIRL: and each sample's corpus index
     method.before_step(_set)
-    loss = method(views, labels)
+    loss = method(views, labels, *indices)
     assert loss.dim() == 0 and math.isfinite(loss.item())
     loss.backward()
     grads = [p.grad for p in method.backbone.parameters()]
@@ -158,8 +158,8 @@ def test_bad_views_are_named():
 
 
 def test_unknown_method_and_option_list_the_valid_ones():
-    with pytest.raises(UnknownNameError, match=r"unknown method 'pirl'; valid methods: byol, mocov1, mocov2, random, "
-                                               r"simclr, supervised, swav"):
-        build_method("pirl", tiny_backbone())
+    with pytest.raises(UnknownNameError, match=r"unknown method 'npid'; valid methods: byol, mocov1, mocov2, pirl, "
+                                               r"random, simclr, supervised, swav"):
+        build_method("npid", tiny_backbone())
     with pytest.raises(UnknownNameError, match=r"'queue'.*queue_size"):
         build_method("mocov2", tiny_backbone(), {"queue": 10})

@@ -2,6 +2,7 @@
 
     contrasting pretrain --method mocov2 --corpus shapes --backbone resnet18 --epochs 20 --batch-size 64 \\
         --output runs/moco [--config cfg.yaml] [train.precision=bf16 optim.lr=0.06 ...]
+    contrasting pretrain --config mocov2 --config corpus/imagenet train.epochs=1 --dry-run   # shipped configs
     contrasting export runs/moco --out moco_r18.pt              # latest checkpoint → torchvision layout
     contrasting export moco_v2_800ep_pretrain.pth.tar --out moco.pt   # any known layout → ours
     contrasting inspect-checkpoint swav_800ep_pretrain.pth.tar    # layout, architecture, strict check
@@ -28,8 +29,9 @@ def _configure_pretrain(p: argparse.ArgumentParser) -> None:
     p.add_argument("overrides", nargs="*", metavar="KEY=VALUE",
                    help="dotted config overrides with YAML values, e.g. train.epochs=3 optim.lr=0.6 "
                         "deepspeed.zero_optimization.stage=2")
-    p.add_argument("--config", type=existing_file,
-                   help="YAML file with the sections method, backbone, optim, data, train, deepspeed")
+    p.add_argument("--config", type=config_file, action="append", default=[],
+                   help="YAML file with the sections method, backbone, optim, data, train, deepspeed, or a shipped "
+                        "config's name (mocov2, corpus/imagenet); repeat to merge several in order")
     p.add_argument("--method", help="simclr, mocov1, mocov2, swav, supervised or random")
     p.add_argument("--corpus", help="a built-in corpus name, 'synthetic', an image-folder directory or a file list")
     p.add_argument("--backbone", help="resnet18 or resnet50")
@@ -43,7 +45,23 @@ def _configure_pretrain(p: argparse.ArgumentParser) -> None:
     p.add_argument("--seed", type=nonnegative_int)
     p.add_argument("--output", type=output_dir, help="run directory (config, logs, checkpoints, exported backbone)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar (the JSON-lines log stays)")
-    p.add_argument("--print-config", action="store_true", help="print the resolved configuration and exit")
+    p.add_argument("--dry-run", "--print-config", dest="dry_run", action="store_true",
+                   help="print the fully resolved configuration (every default included) and exit without training "
+                        "or writing anything")
+
+
+def config_file(text: str) -> Path:
+    """``--config``: an existing file, else the name of a config shipped in ``contrasting/encoders/configs``."""
+    path = Path(text).expanduser()
+    if path.is_dir() or path.exists():
+        return existing_file(text)
+    from .config import config_path, shipped_configs
+
+    try:
+        return config_path(text)
+    except FileNotFoundError:
+        raise argparse.ArgumentTypeError(f"no such file: {text!r}, nor a shipped config (shipped: "
+                                         f"{', '.join(shipped_configs())})") from None
 
 
 def _flag_layer(args: argparse.Namespace) -> dict:
@@ -91,21 +109,29 @@ def _run_pretrain(args: argparse.Namespace) -> int:
     from .config import load_yaml, parse_override, resolve_config
     from .methods import method_spec
 
-    layers = [load_yaml(args.config)] if args.config else []
+    layers = [load_yaml(path) for path in args.config]
     layers.append(_flag_layer(args))
     layers += [parse_override(o) for o in args.overrides]
     config = resolve_config(*layers)
     _check_run_paths(config.train)
+    resolved = yaml.safe_dump(config.to_dict(), sort_keys=False)
     if method_spec(config.method).trainable:
         from .data import check_corpus
 
-        check_corpus(config.data.corpus)  # fail before DeepSpeed starts
-    if args.print_config:
-        print(yaml.safe_dump(config.to_dict(), sort_keys=False), end="")
+        try:
+            check_corpus(config.data.corpus)  # fail before DeepSpeed starts
+        except FileNotFoundError as error:  # a corpus root not on this machine: a dry run still shows the config
+            if not args.dry_run:
+                raise
+            print(f"contrasting pretrain: warning: {error} (a run would stop here)", file=sys.stderr)
+    if args.dry_run:
+        print(resolved, end="")
         return 0
     from .trainer import pretrain  # imports DeepSpeed
 
     if os.environ.get("RANK", "0") == "0":  # one process cleans, before the others can write (rendezvous)
+        print(f"# resolved config (saved as {Path(config.train.output_dir) / 'config.yaml'})\n{resolved}", end="",
+              flush=True)
         for folder in _run_folders(Path(config.train.output_dir).expanduser()):
             remove_stale_temps(folder)
     result = pretrain(config)

@@ -1,14 +1,15 @@
 """The pre-training configuration: defaults, per-method defaults, a YAML file, ``key=value`` overrides.
 
-Layers, later ones winning (dicts merge key by key, anything else replaces):
+Layers, later ones winning (``OmegaConf.merge``: dicts merge key by key, anything else replaces):
 
-    DEFAULTS  →  the method's optimiser (MethodSpec.optim)  →  YAML file  →  command-line flags  →  key=value overrides
+    DEFAULTS  →  the method's optimiser (MethodSpec.optim)  →  YAML files  →  command-line flags  →  key=value overrides
 
-The method named by the user layers (default ``simclr``) picks the method defaults, so ``method.name=swav``
-also switches to LARS with SwAV's settings; naming another optimizer (``optim.name=adamw``) drops the
-method's optimizer settings for that optimizer's own defaults. The result is a ``RunConfig``;
-``RunConfig.to_dict()`` is what the run directory's ``config.yaml`` stores. Sections (the YAML file has the
-same shape)::
+then ``${...}`` interpolations are resolved (``${oc.env:CONTRASTING_DATA,/data}``, ``${method.name}``). The method
+named by the user layers (default ``simclr``) picks the method defaults, so ``method.name=swav`` also switches to
+LARS with SwAV's settings; naming another optimizer (``optim.name=adamw``) drops the method's optimizer settings
+for that optimizer's own defaults. The result is a ``RunConfig``; ``RunConfig.to_dict()`` is the fully resolved
+config (every field of every section's config class) that the run directory's ``config.yaml`` stores and
+``pretrain --dry-run`` prints. Sections (the YAML file has the same shape)::
 
     method:    {name: simclr, <SimCLRConfig fields>}          # methods.METHODS
     backbone:  {name: resnet50, small_stem: false, width: 64}  # backbones.BACKBONES
@@ -17,9 +18,12 @@ same shape)::
     train:     {epochs: 100, batch_size: 256, output_dir: runs/pretrain, ...}       # TrainSection
     deepspeed: {}        # merged last into the generated DeepSpeed config (any DeepSpeed key)
 
-Overrides are dotted paths with YAML values: ``train.epochs=3``, ``optim.lr=0.6``,
-``deepspeed.zero_optimization.stage=2``, ``method.assign_views=[0,1]``. Unknown sections and fields
-raise ``UnknownNameError`` listing the valid ones (``deepspeed`` is passed through as is).
+Overrides are dotted paths with YAML values (``OmegaConf.from_dotlist``): ``train.epochs=3``, ``optim.lr=0.6``,
+``deepspeed.zero_optimization.stage=2``, ``method.assign_views=[0,1]``. Every problem of a config is reported at
+once (``ConfigErrors``: one ``; ``-separated line): unknown sections, names and fields as ``UnknownNameError``
+listing the valid ones (``deepspeed`` is passed through as is), bad values as ``ValueError`` naming the dotted
+key. Shipped configs (``configs/``: one per method, ``corpus/<name>`` per study corpus) are named by
+``config_path``/``shipped_configs``.
 """
 
 from __future__ import annotations
@@ -74,7 +78,8 @@ class TrainSection:
     bf16 convolutions want); None: on whenever the precision is bf16 or fp16. ``zero_stage`` None:
     1 with several processes, 0 for one process or LARS (``RunConfig.zero_stage_for``). ``grad_clip`` 0
     disables clipping. ``checkpoint_every``: optimizer steps between checkpoints (0: only at epoch ends).
-    ``max_steps``: stop early (None: all epochs).
+    ``max_steps``: stop early (None: all epochs). ``loggers``: where metrics go (``contrasting.encoders.loggers``:
+    ``jsonl`` (log.jsonl, always written), ``csv`` (metrics.csv), ``tensorboard``, ``wandb``).
     ``resume``: continue from the output directory's latest checkpoint when there is one.
     ``knn_train`` / ``knn_test``: image folders (one sub-folder per class) of a labelled task; when both are
     set, the backbone's weighted k-NN top-1 from one to the other is logged (event ``knn``) every
@@ -101,6 +106,7 @@ class TrainSection:
     knn_test: str | None = None
     knn_every: int = 0
     export_steps: list[int] = field(default_factory=list)
+    loggers: list[str] = field(default_factory=lambda: ["jsonl", "csv"])
 
 
 SECTIONS = ("method", "backbone", "optim", "data", "train", "deepspeed")
@@ -116,76 +122,140 @@ DEFAULTS: dict[str, Any] = {
     "deepspeed": {},
 }
 
+class ConfigErrors(ValueError):
+    """Several problems of one configuration, reported together as one line (``; ``-separated); ``errors`` holds
+    each (``UnknownNameError`` or ``ValueError``, each naming its dotted key and what is allowed)."""
+
+    def __init__(self, errors: list[Exception]):
+        self.errors = list(errors)
+        super().__init__("; ".join(str(e) for e in self.errors))
+
+
+def raise_all(errors: list[Exception]) -> None:
+    """Nothing for no errors, the error itself for one (its type kept), ``ConfigErrors`` for several."""
+    if len(errors) == 1:
+        raise errors[0]
+    if errors:
+        raise ConfigErrors(errors)
+
+
+def _omegaconf():
+    from omegaconf import OmegaConf  # imported when a config is read: ``contrasting --help`` stays light
+
+    return OmegaConf
+
+
+def _container(node) -> Any:
+    """A plain Python value (dict, list, scalars) of an OmegaConf node, interpolations left as written."""
+    return _omegaconf().to_container(node, resolve=False)
+
+
 def merge(base: dict, update: dict) -> dict:
-    """A deep copy of ``base`` with ``update`` merged in (dicts key by key, other values replaced)."""
-    out = copy.deepcopy(base)
-    for key, value in update.items():
-        if isinstance(value, dict) and isinstance(out.get(key), dict):
-            out[key] = merge(out[key], value)
-        else:
-            out[key] = copy.deepcopy(value)
+    """A copy of ``base`` with ``update`` merged in (``OmegaConf.merge``: dicts key by key, lists and other values
+    replaced); a plain dict, ``${...}`` interpolations kept as written (``resolve_config`` resolves them)."""
+    conf = _omegaconf()
+    base, update = _plain(base), _plain(update)
+    return _container(conf.merge(conf.create(_replaced(base, update)), conf.create(update)))
+
+
+def _replaced(base: dict, update: dict) -> dict:
+    """``base`` without the keys whose value ``update`` replaces by one of another kind (a mapping by a list, a
+    list by a mapping), which ``OmegaConf.merge`` refuses to merge."""
+    out = {}
+    for key, value in base.items():
+        if key in update and isinstance(value, dict) and isinstance(update[key], dict):
+            out[key] = _replaced(value, update[key])
+        elif key not in update or isinstance(value, dict) == isinstance(update[key], dict):
+            out[key] = value
     return out
 
 
 def parse_override(text: str) -> dict:
-    """``"a.b.c=value"`` → ``{"a": {"b": {"c": value}}}``, ``value`` parsed as YAML (``3``, ``1e-4``, ``[0, 1]``)."""
-    key, sep, raw = text.partition("=")
-    if not sep or not key or any(not part for part in key.split(".")):
+    """``"a.b.c=value"`` → ``{"a": {"b": {"c": value}}}`` (``OmegaConf.from_dotlist``), ``value`` parsed as YAML
+    (``3``, ``1e-4``, ``[0, 1]``, ``~``); a malformed override raises ``ValueError`` naming it."""
+    key, sep, _ = text.partition("=")
+    if not sep or not key or any(not part.strip() for part in key.split(".")):
         raise ValueError(f"override {text!r}: expected key.path=value, e.g. train.epochs=3")
     try:
-        value = yaml.safe_load(raw) if raw.strip() else None
+        return _container(_omegaconf().from_dotlist([text]))
     except yaml.YAMLError as error:
         raise ValueError(f"override {text!r}: the value is not valid YAML ({_first_line(error)})") from None
-    if isinstance(value, str) and _looks_like_float(value):
-        value = float(value)  # YAML 1.1 reads 1e-4 (no dot) as a string
-    out: dict = {}
-    node = out
-    parts = key.split(".")
-    for part in parts[:-1]:
-        node = node.setdefault(part, {})
-    node[parts[-1]] = value
-    return out
-
-
-def _looks_like_float(text: str) -> bool:
-    try:
-        float(text)
-    except ValueError:
-        return False
-    return text.strip().lower() not in ("nan", "inf", "-inf", "infinity", "-infinity")
+    except Exception as error:  # omegaconf's own errors (a key it cannot hold)
+        raise ValueError(f"override {text!r}: {_first_line(error)}") from None
 
 
 def load_yaml(path: str | Path) -> dict:
-    """A YAML mapping from ``path`` (an empty file is ``{}``); anything else raises ``ValueError`` naming the file
-    (not UTF-8, not valid YAML, not a mapping). A missing file or a folder raises the ``OSError`` of opening it."""
+    """A YAML mapping from ``path`` (``OmegaConf.load``; an empty file is ``{}``); anything else raises
+    ``ValueError`` naming the file (not UTF-8, not valid YAML, not a mapping). A missing file or a folder raises
+    the ``OSError`` of opening it."""
+    with open(path, "rb") as f:
+        raw = f.read()
     try:
-        with open(path, encoding="utf-8") as f:
-            data = yaml.safe_load(f)
+        text = raw.decode("utf-8")
     except UnicodeDecodeError as error:
         raise ValueError(f"{path}: expected a UTF-8 YAML file, got undecodable bytes ({error.reason} at byte "
                          f"{error.start})") from None
+    try:
+        data = yaml.safe_load(text)  # the shape first: OmegaConf reads a list file as a ListConfig
+        if data is None:
+            return {}
+        if not isinstance(data, dict):
+            raise ValueError(f"{path}: expected a YAML mapping of sections ({', '.join(SECTIONS)}), "
+                             f"got {type(data).__name__}")
+        return _container(_omegaconf().create(text))
     except yaml.YAMLError as error:
         raise ValueError(f"{path}: not valid YAML ({_first_line(error)})") from None
-    if data is None:
-        return {}
-    if not isinstance(data, dict):
-        raise ValueError(f"{path}: expected a YAML mapping of sections ({', '.join(SECTIONS)}), "
-                         f"got {type(data).__name__}")
-    return _fix_floats(data)
+    except ValueError:
+        raise
+    except Exception as error:  # omegaconf's own errors (a key it cannot hold)
+        raise ValueError(f"{path}: {_first_line(error)}") from None
 
 
 def _first_line(error: BaseException) -> str:
     return " ".join(str(error).split())[:300]
 
 
-def _fix_floats(node):
+def _plain(node):
+    """``node`` with tuples as lists and paths as strings (what YAML and OmegaConf hold)."""
     if isinstance(node, dict):
-        return {k: _fix_floats(v) for k, v in node.items()}
-    if isinstance(node, list):
-        return [_fix_floats(v) for v in node]
-    if isinstance(node, str) and _looks_like_float(node) and any(c in node for c in "eE"):
-        return float(node)
-    return node
+        return {k: _plain(v) for k, v in node.items()}
+    if isinstance(node, (list, tuple)):
+        return [_plain(v) for v in node]
+    return str(node) if isinstance(node, Path) else node
+
+
+def resolve_interpolations(tree: dict) -> dict:
+    """``tree`` with its ``${...}`` interpolations resolved (``${method.name}``, ``${oc.env:DATA,/data}``); one
+    that cannot be resolved raises ``ValueError`` naming its key."""
+    conf = _omegaconf()
+    node = conf.create(_plain(tree))
+    try:
+        return conf.to_container(node, resolve=True)
+    except Exception as error:  # omegaconf's InterpolationResolutionError and kin, which name the full key
+        key = getattr(error, "full_key", None)
+        raise ValueError(f"{key + ': ' if key else ''}cannot resolve an interpolation "
+                         f"({_first_line(error).split(chr(10))[0]})") from None
+
+
+def shipped_configs() -> dict[str, Path]:
+    """The configs shipped with this package (``configs/*.yaml``, ``configs/corpus/*.yaml``), by name
+    (``mocov2``, ``corpus/imagenet``)."""
+    root = Path(__file__).parent / "configs"
+    return {p.relative_to(root).with_suffix("").as_posix(): p for p in sorted(root.rglob("*.yaml"))}
+
+
+def config_path(name: str | Path) -> Path:
+    """A ``--config`` value as a file: an existing path, else a shipped config's name (``mocov2``,
+    ``corpus/imagenet``; ``.yaml`` optional); neither raises ``FileNotFoundError`` listing the shipped ones."""
+    path = Path(name).expanduser()
+    if path.is_file():
+        return path
+    shipped = shipped_configs()
+    key = str(name).removesuffix(".yaml")
+    if key in shipped:
+        return shipped[key]
+    raise FileNotFoundError(f"--config {str(name)!r}: no such file and no shipped config of that name; shipped "
+                            f"configs: {', '.join(shipped)}")
 
 
 @dataclass
@@ -219,15 +289,29 @@ class RunConfig:
         return 0 if self.optimizer == "lars" or world_size == 1 else 1
 
     def to_dict(self) -> dict:
-        """The nested-section form (what ``resolve_config`` accepts as a layer, and config.yaml holds)."""
+        """The fully resolved nested-section form, every default included (each section's config dataclass):
+        what ``resolve_config`` accepts as a layer (giving an equal config), config.yaml holds and
+        ``pretrain --dry-run`` prints. ``method_options``/``backbone_options``/``optimizer_options`` keep what
+        the layers gave (the checkpoint fingerprint reads them)."""
+        def named(name: str, config) -> dict:
+            return {"name": name, **_plain(dataclasses.asdict(config))}
+
         return {
-            "method": {"name": self.method, **self.method_options},
-            "backbone": {"name": self.backbone, **self.backbone_options},
-            "optim": {"name": self.optimizer, **self.optimizer_options},
-            "data": dataclasses.asdict(self.data),
-            "train": dataclasses.asdict(self.train),
+            "method": named(self.method, self.method_config()),
+            "backbone": named(self.backbone, BACKBONES.get(self.backbone).config(**self.backbone_options)),
+            "optim": named(self.optimizer, self.optimizer_config()),
+            "data": _plain(dataclasses.asdict(self.data)),
+            "train": _plain(dataclasses.asdict(self.train)),
             "deepspeed": copy.deepcopy(self.deepspeed),
         }
+
+    def __eq__(self, other: object) -> bool:
+        """Equal when both resolve to the same full config (``to_dict``), however sparsely the layers spelt it."""
+        if not isinstance(other, RunConfig):
+            return NotImplemented
+        return self.to_dict() == other.to_dict()
+
+    __hash__ = None  # mutable, as a dataclass with eq
 
 
 Check = Callable[[Any], "str | None"]
@@ -310,23 +394,42 @@ def _field_check(f: dataclasses.Field) -> tuple[Check | None, bool]:
     return FIELD_CHECKS.get(f.name, _TYPE_CHECKS.get(base)), optional
 
 
-def check_fields(section: str, config_cls: type, values: dict, kind: str) -> None:
-    """Check ``values`` (field → value, as the user gave them) against the dataclass ``config_cls``.
-
-    Unknown fields raise ``UnknownNameError`` listing the valid ones (``kind``: ``train field``...); a value of the
-    wrong type or out of range raises ``ValueError`` naming the dotted key, e.g.
-    ``data.image_size: expected an integer >= 1, got 0``.
-    """
+def field_problems(section: str, config_cls: type, values: dict, kind: str) -> list[Exception]:
+    """Every problem of ``values`` (field → value, as the user gave them) against the dataclass ``config_cls``:
+    an ``UnknownNameError`` per unknown field (listing the valid ones; ``kind``: ``train field``...) and a
+    ``ValueError`` per value of the wrong type or out of range, naming the dotted key, e.g.
+    ``data.image_size: expected an integer >= 1, got 0``."""
     fields = {f.name: f for f in dataclasses.fields(config_cls)}
+    problems: list[Exception] = []
     for key, value in values.items():
         if key not in fields:
-            raise unknown(kind, key, fields)
+            problems.append(unknown(kind, key, fields))
+            continue
         check, optional = _field_check(fields[key])
         if check is None or (optional and value is None):
             continue
         problem = check(value)
         if problem:
-            raise ValueError(f"{section}.{key}: {problem}, got {value!r}")
+            problems.append(ValueError(f"{section}.{key}: {problem}, got {value!r}"))
+    return problems
+
+
+def check_fields(section: str, config_cls: type, values: dict, kind: str) -> None:
+    """Raise ``field_problems`` of ``values``: the error itself for one, ``ConfigErrors`` (all of them, one line)
+    for several."""
+    raise_all(field_problems(section, config_cls, values, kind))
+
+
+def _valid_values(config_cls: type, values: dict) -> dict:
+    """The known fields of ``values`` whose values pass their checks (to go on checking the rest of a config)."""
+    fields = {f.name: f for f in dataclasses.fields(config_cls)}
+    kept = {}
+    for key, value in values.items():
+        if key in fields:
+            check, optional = _field_check(fields[key])
+            if check is None or (optional and value is None) or check(value) is None:
+                kept[key] = value
+    return kept
 
 
 def _section(tree: dict, section: str) -> dict:
@@ -339,62 +442,95 @@ def _section(tree: dict, section: str) -> dict:
     return dict(node)
 
 
-def _named_section(tree: dict, section: str, registry) -> tuple[str, dict]:
+def _named_section(tree: dict, section: str, registry, errors: list[Exception]) -> tuple[str, dict]:
+    """(name, options) of a named section (method, backbone, optim); its problems appended to ``errors``."""
     node = _section(tree, section)
     name = node.pop("name", None)
-    entry = registry.get(name)
-    check_fields(section, entry.config_cls, node, f"{name} config field")
-    entry.config(**node)  # the config class's own checks (they name the field)
+    try:
+        entry = registry.get(name)
+    except ValueError as error:
+        errors.append(error)
+        return name, node
+    problems = field_problems(section, entry.config_cls, node, f"{name} config field")
+    if not problems:
+        try:
+            entry.config(**node)  # the config class's own checks (they name the field)
+        except (TypeError, ValueError) as error:
+            problems.append(error if isinstance(error, ValueError) else ValueError(f"{section}: {error}"))
+    errors.extend(problems)
     return name, node
 
 
-def _check_names(data: DataSection, train: TrainSection) -> None:
+def _name_problems(data: DataSection, train: TrainSection) -> list[Exception]:
+    from .loggers import logger_problems
+
+    problems: list[Exception] = []
     if data.executor not in EXECUTORS:
-        raise unknown("data executor", data.executor, EXECUTORS)
+        problems.append(unknown("data executor", data.executor, EXECUTORS))
     if train.precision not in PRECISIONS:
-        raise unknown("precision", train.precision, PRECISIONS)
+        problems.append(unknown("precision", train.precision, PRECISIONS))
     if (train.knn_train is None) != (train.knn_test is None):
-        raise ValueError("train.knn_train and train.knn_test: give both image folders or neither")
+        problems.append(ValueError("train.knn_train and train.knn_test: give both image folders or neither"))
+    return problems + logger_problems(train.loggers)
 
 
-def resolve_config(*layers: dict) -> RunConfig:
-    """Merge user ``layers`` (nested-section dicts, later wins) over the defaults and the method's defaults.
-
-    Raises ``UnknownNameError`` for unknown sections, names and fields (listing the valid ones) and
-    ``ValueError`` naming the dotted key for invalid values (``check_fields``: every numeric field is
-    range-checked, e.g. sizes and epochs >= 1, learning rates and temperatures finite > 0, fractions in [0, 1]).
-    """
+def _user_tree(layers: tuple, errors: list[Exception]) -> dict:
+    """The user layers merged (later wins); a layer that is not a mapping raises, unknown sections are left out
+    and appended to ``errors``."""
     user: dict = {}
     for layer in layers:
         if not isinstance(layer, dict):
             raise ValueError(f"config: expected a mapping of sections ({', '.join(SECTIONS)}), got {layer!r}")
-        for section in layer:
-            if section not in SECTIONS:
-                raise unknown("config section", section, SECTIONS)
-        user = merge(user, layer)
+        errors += [unknown("config section", s, SECTIONS) for s in layer if s not in SECTIONS]
+        user = merge(user, {s: v for s, v in layer.items() if s in SECTIONS})
+    return user
+
+
+def _method_defaults(user: dict) -> dict:
+    """The method's layer: its paper's optimizer section, dropped when the user names another optimizer."""
     method = _section(user, "method").get("name", DEFAULTS["method"]["name"])
+    if method not in METHODS:
+        return {}  # resolve_config reports the unknown name with the other problems
     paper = METHODS.get(method).spec.optim
-    method_defaults = {"optim": dict(paper)} if paper else {}
+    defaults = {"optim": dict(paper)} if paper else {}
     chosen = _section(user, "optim").get("name")
-    if chosen is not None and chosen != method_defaults.get("optim", {}).get("name"):
-        # another optimizer than the paper's: its own defaults, not the paper's settings for the other one
-        method_defaults = {k: v for k, v in method_defaults.items() if k != "optim"}
-    tree = merge(merge(DEFAULTS, method_defaults), user)
-    method, method_options = _named_section(tree, "method", METHODS)
-    backbone, backbone_options = _named_section(tree, "backbone", BACKBONES)
-    optimizer, optimizer_options = _named_section(tree, "optim", OPTIMIZERS)
+    if chosen is not None and chosen != defaults.get("optim", {}).get("name"):
+        return {}  # another optimizer than the paper's: its own defaults, not the paper's settings for it
+    return defaults
+
+
+def resolve_config(*layers: dict) -> RunConfig:
+    """Merge user ``layers`` (nested-section dicts, later wins) over the defaults and the method's defaults,
+    resolve ``${...}`` interpolations, and validate.
+
+    Every problem is reported at once (``ConfigErrors``, one ``; ``-separated line; a single problem raises as
+    itself): ``UnknownNameError`` for unknown sections, names and fields (listing the valid ones) and
+    ``ValueError`` naming the dotted key for invalid values (``check_fields``: every numeric field is
+    range-checked, e.g. sizes and epochs >= 1, learning rates and temperatures finite > 0, fractions in [0, 1]).
+    """
+    errors: list[Exception] = []
+    user = _user_tree(layers, errors)
+    tree = resolve_interpolations(merge(merge(DEFAULTS, _method_defaults(user)), user))
+    named = {s: _named_section(tree, s, r, errors) for s, r in (("method", METHODS), ("backbone", BACKBONES),
+                                                               ("optim", OPTIMIZERS))}
     sections = {}
     for name, cls in (("data", DataSection), ("train", TrainSection)):
         values = _section(tree, name)
-        check_fields(name, cls, values, f"{name} field")
-        sections[name] = make_config(cls, values, f"{name} field")
+        problems = field_problems(name, cls, values, f"{name} field")
+        errors += problems
+        sections[name] = make_config(cls, _valid_values(cls, values), f"{name} field")
     data, train = sections["data"], sections["train"]
-    _check_names(data, train)
+    errors += _name_problems(data, train)
     deepspeed_overrides = tree.get("deepspeed") or {}
     if not isinstance(deepspeed_overrides, dict):
-        raise ValueError(f"deepspeed: expected a mapping of DeepSpeed config keys, got {deepspeed_overrides!r}")
-    config = RunConfig(method, method_options, backbone, backbone_options, optimizer, optimizer_options,
-                       data, train, deepspeed_overrides)
-    if train.zero_stage is not None:
-        check_zero_stage(optimizer, train.zero_stage)
-    return config
+        errors.append(ValueError(f"deepspeed: expected a mapping of DeepSpeed config keys, got "
+                                 f"{deepspeed_overrides!r}"))
+    (method, method_options), (backbone, backbone_options), (optimizer, optimizer_options) = named.values()
+    if train.zero_stage is not None and optimizer in OPTIMIZERS:
+        try:
+            check_zero_stage(optimizer, train.zero_stage)
+        except ValueError as error:
+            errors.append(error)
+    raise_all(errors)
+    return RunConfig(method, method_options, backbone, backbone_options, optimizer, optimizer_options,
+                     data, train, deepspeed_overrides)

@@ -7,6 +7,10 @@ The trainer is independent of how views are made. It takes a ``BatchSource``:
                                      views a list of (N, 3, H, W) float tensors, labels (N,) int64 or None
     source.num_classes               classes of the labels (None when unlabelled)
 
+Sources built with ``indices=True`` (for a method whose ``MethodSpec.corpus_indices`` is set: PIRL's memory
+bank) yield (views, labels, indices) instead, ``indices`` (N,) int64 each sample's row in the corpus, and have
+``corpus_size`` (every index is below it).
+
 ``epoch(e, start)`` must give the same batches for the same (e, start) on every call — that is what makes a
 resumed run continue the same data order. Any sized iterable of (views, labels) works too
 (``as_batch_source``): it is re-iterated each epoch and the first ``start`` batches are skipped.
@@ -86,12 +90,14 @@ class TensorViews:
 
     ``images`` (N, 3, H, W) float in [0, 1] or uint8; ``labels`` (N,) int64 or None. Each epoch shuffles
     the indices with seed (seed, epoch) and gives rank r the batches r, r + W, ... (``drop_last``:
-    every rank gets the same number of full batches). Views are normalised with ``mean``/``std``.
+    every rank gets the same number of full batches). Views are normalised with ``mean``/``std``. ``indices``:
+    batches are (views, labels, rows of ``images``) and ``corpus_size`` is N.
     """
 
     def __init__(self, images: torch.Tensor, labels: torch.Tensor | None, *, batch_size: int,
                  views: Sequence[ViewSpec], seed: int = 0, rank: int = 0, world_size: int = 1,
-                 num_classes: int | None = None, mean=(0.485, 0.456, 0.406), std=(0.229, 0.224, 0.225)):
+                 num_classes: int | None = None, mean=(0.485, 0.456, 0.406), std=(0.229, 0.224, 0.225),
+                 indices: bool = False):
         if images.dim() != 4 or images.shape[1] != 3:
             raise ValueError(f"images: expected (N, 3, H, W), got {tuple(images.shape)}")
         if labels is not None and labels.shape != (images.shape[0],):
@@ -100,6 +106,7 @@ class TensorViews:
         self.labels = labels
         self.batch_size, self.views, self.seed = batch_size, list(views), seed
         self.rank, self.world_size = rank, world_size
+        self.indices, self.corpus_size = indices, images.shape[0]
         if num_classes is None and labels is not None:
             num_classes = int(labels.max()) + 1
         self.num_classes = num_classes
@@ -147,7 +154,8 @@ class TensorViews:
             imgs = self.images[idx]
             views = [torch.stack([self._crop(img, spec, g) for img in imgs]).sub_(self.mean).div_(self.std)
                      for spec in self.views]
-            yield views, (self.labels[idx] if self.labels is not None else None)
+            labels = self.labels[idx] if self.labels is not None else None
+            yield (views, labels, idx) if self.indices else (views, labels)
 
 
 def _mix(*values: int) -> int:
@@ -167,7 +175,8 @@ def synthetic_source(method: str, *, image_size: int, batch_size: int, num_image
     images = torch.rand(num_images, 3, image_size, image_size, generator=g)
     labels = torch.randint(0, num_classes, (num_images,), generator=g)
     return TensorViews(images, labels, batch_size=batch_size, views=default_views(method, image_size), seed=seed,
-                       rank=rank, world_size=world_size, num_classes=num_classes)
+                       rank=rank, world_size=world_size, num_classes=num_classes,
+                       indices=method_spec(method).corpus_indices)
 
 
 SPECIAL_CORPORA = ("synthetic",)
@@ -198,10 +207,13 @@ class LoaderSource:
 
     ``epoch(e, start)`` sets the loader's epoch (its order and augmentation parameters are a function of
     (seed, epoch, shard)) and skips the first ``start`` batches, so a resumed run sees the same batches.
+    ``indices``: batches are (views, labels, the loader's sample indices), below ``corpus_size``.
     """
 
-    def __init__(self, loader, num_classes: int | None):
-        self.loader, self.num_classes = loader, num_classes
+    def __init__(self, loader, num_classes: int | None, indices: bool = False):
+        self.loader, self.num_classes, self.indices = loader, num_classes, indices
+        catalog = getattr(loader, "catalog", None)
+        self.corpus_size = int(catalog.index.max()) + 1 if catalog is not None and len(catalog) else None
 
     def __len__(self) -> int:
         return len(self.loader)
@@ -211,7 +223,7 @@ class LoaderSource:
         self.loader.set_epoch(epoch)
         # Skipped batches are still decoded: the loader has no public way to start mid-epoch.
         for batch in itertools.islice(iter(self.loader), start, None):
-            yield batch.views, batch.labels
+            yield (batch.views, batch.labels, batch.indices) if self.indices else (batch.views, batch.labels)
 
 
 def make_recipe(name: str, image_size: int | None, options: dict):
@@ -287,7 +299,7 @@ def _contrasting_data_source(data, method, *, batch_size, seed, rank, world_size
     loader = make_loader(recipe, source, batch_size, backend=backend, seed=seed, shuffle=True, shard_id=rank,
                          num_shards=world_size, last_batch="drop", **extra)
     classes = getattr(source, "classes", None)
-    return LoaderSource(loader, len(classes) if classes else None)
+    return LoaderSource(loader, len(classes) if classes else None, indices=method_spec(method).corpus_indices)
 
 
 def corpus_names() -> list[str]:

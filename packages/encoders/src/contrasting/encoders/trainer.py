@@ -23,9 +23,10 @@ Per optimizer step s (``grad_accum`` micro-batches):
 * Faults: a NaN/Inf loss on any rank stops every rank before the backward with ``NonFiniteLossError`` (step,
   epoch, last good checkpoint); no checkpoint is written after it, so the last good one stays ``latest``.
   Parameters are checked finite before each checkpoint.
-* Output: ``config.yaml``, ``log.jsonl`` (one JSON object per event: start, resume, step every ``log_every``,
-  checkpoint, knn (the online k-NN monitor of ``train.knn_*``), end, error), ``tensorboard/`` when TensorBoard
-  is installed, ``checkpoints/``, and at the end ``backbone.pt`` + ``backbone.pt.json``
+* Output: ``config.yaml`` (the fully resolved config), ``log.jsonl`` (one JSON object per event: start, resume,
+  step every ``log_every``, checkpoint, knn (the online k-NN monitor of ``train.knn_*``), end, error), the other
+  loggers of ``train.loggers`` (``metrics.csv``, ``tensorboard/``, W&B: ``loggers``), ``checkpoints/``, and at
+  the end ``backbone.pt`` + ``backbone.pt.json``
   (``layouts.export_backbone``).
 """
 
@@ -50,6 +51,7 @@ from .config import RunConfig, merge
 from .data import as_batch_source, build_source, check_corpus
 from .distributed import DistInfo, setup_distributed
 from .layouts import export_backbone
+from .loggers import open_loggers
 from .methods import Method, build_method, method_spec
 from .optim import apply_schedule, build_optimizer, check_zero_stage, make_schedule
 from .precision import resolve_channels_last, resolve_precision
@@ -146,33 +148,25 @@ def _params_finite(module: torch.nn.Module) -> bool:
 
 
 class RunLog:
-    """JSON-lines log (and TensorBoard scalars when installed) written by rank 0 only."""
+    """The run's loggers (``train.loggers``: ``loggers.open_loggers``; log.jsonl always), written by rank 0 only."""
 
-    def __init__(self, path: Path, enabled: bool):
-        self.path, self.enabled, self.tb = path, enabled, None
-        if enabled:
-            try:
-                from torch.utils.tensorboard import SummaryWriter  # optional dependency
-
-                self.tb = SummaryWriter(str(path.parent / "tensorboard"))
-            except ImportError:
-                self.tb = None
+    def __init__(self, path: Path, enabled: bool, loggers=("jsonl",), config: dict | None = None):
+        self.path, self.enabled = path, enabled
+        self.loggers = open_loggers(loggers, path.parent, config) if enabled else []
 
     def event(self, event: str, **fields) -> None:
-        """Append one JSON object ``{"event": event, "time": ..., **fields}``; step events also go to TensorBoard."""
+        """Send ``{"event": event, "time": ..., **fields}`` to every logger (metric events become CSV rows and
+        TensorBoard / W&B scalars)."""
         if not self.enabled:
             return
-        with open(self.path, "a", encoding="utf-8") as f:
-            f.write(json.dumps({"event": event, "time": time.time(), **fields}) + "\n")
-        if self.tb is not None and event == "step":
-            for key in ("loss", "lr", "images_per_s"):
-                if fields.get(key) is not None:
-                    self.tb.add_scalar(f"train/{key}", fields[key], fields["step"])
+        record = {"event": event, "time": time.time(), **fields}
+        for logger in self.loggers:
+            logger.log(record)
 
     def close(self) -> None:
-        """Flush TensorBoard."""
-        if self.tb is not None:
-            self.tb.close()
+        """Flush and close every logger."""
+        for logger in self.loggers:
+            logger.close()
 
 
 def _not_untested_optimizer_warning(record: logging.LogRecord) -> bool:
@@ -192,10 +186,11 @@ def _quiet_deepspeed() -> None:
 def train_step(engine, method: Method, optimizer, schedule, step: int, micro_batches, info: DistInfo,
                layout: torch.memory_format = torch.contiguous_format) -> tuple[float, float]:
     """One optimizer step ``s = step`` over the next ``grad_accum`` micro-batches of the iterator ``micro_batches``
-    of (views, labels): ``method.step = s``; lr(s) → every group of ``optimizer`` (read now: loading a checkpoint
-    replaces the groups); ``method.before_step``; then per micro-batch
-    ``loss = engine(views, labels)``, its mean over ranks checked finite, ``engine.backward(loss)``,
-    ``engine.step()``. Returns (mean loss over micro-batches and ranks, lr).
+    of (views, labels) or (views, labels, indices): ``method.step = s``; lr(s) → every group of ``optimizer`` (read
+    now: loading a checkpoint replaces the groups); ``method.before_step``; then per micro-batch
+    ``loss = engine(views, labels)`` (``engine(views, labels, indices=indices)`` for the latter), its mean over
+    ranks checked finite, ``engine.backward(loss)``, ``engine.step()``. Returns (mean loss over micro-batches and
+    ranks, lr).
 
     Raises ``NonFiniteLossError`` (with ``value``, ``step``, ``micro``) before the backward of a NaN/Inf loss, and
     ``ValueError`` when the iterator ends before ``grad_accum`` micro-batches. ``pretrain``, the benchmarks and
@@ -206,12 +201,13 @@ def train_step(engine, method: Method, optimizer, schedule, step: int, micro_bat
     total, accum = 0.0, engine.gradient_accumulation_steps()
     for micro in range(accum):
         try:
-            views, labels = next(micro_batches)
+            views, labels, *indices = next(micro_batches)
         except StopIteration:
             raise ValueError(f"micro_batches: ended after {micro} of {accum} micro-batches of step {step}") from None
         views = [v.to(info.device, non_blocking=True, memory_format=layout) for v in views]
         labels = labels.to(info.device, non_blocking=True) if labels is not None else None
-        loss = engine(views, labels)
+        extra = {"indices": indices[0].to(info.device, non_blocking=True)} if indices else {}
+        loss = engine(views, labels, **extra)
         value = global_loss(loss, info)
         if not math.isfinite(value):
             raise NonFiniteLossError(f"loss is {value} at step {step} (micro-batch {micro}) on at least one rank",
@@ -253,6 +249,8 @@ def _build(config: RunConfig, info: DistInfo, data) -> tuple[Method, object]:
     options = dict(config.method_options)
     if spec.corpus_classes and options.get("num_classes") is None and source is not None:
         options["num_classes"] = source.num_classes
+    if spec.corpus_indices and options.get("corpus_size") is None and source is not None:
+        options["corpus_size"] = getattr(source, "corpus_size", None)
     return build_method(config.method, backbone, options, process_group=info.process_group), source
 
 
@@ -433,12 +431,13 @@ def pretrain(config: RunConfig, data=None) -> PretrainResult:
     if info.is_main:
         out.mkdir(parents=True, exist_ok=True)
         atomic_write_bytes(out / "config.yaml", yaml.safe_dump(config.to_dict(), sort_keys=False).encode())
-    log = RunLog(out / "log.jsonl", info.is_main)
+    log = RunLog(out / "log.jsonl", info.is_main, config.train.loggers, config.to_dict())
     method, source = _build(config, info, data)
     meta = {"method": config.method, "seed": config.train.seed, "corpus": config.data.corpus, "run": str(out)}
     if not method.trainable:
         path = export_backbone(method.backbone, out / "backbone.pt", meta={**meta, "step": 0}) if info.is_main else None
         log.event("end", step=0, export=str(path) if path else None)
+        log.close()
         return PretrainResult(out, 0, None, path, None, method)
 
     method.to(info.device)

@@ -255,8 +255,10 @@ def eval_command(argv: list[str] | None = None) -> int:
     args = _eval_parser().parse_args(argv)
     unknown = [t for t in args.task if t not in TASKS]
     if unknown:
-        print(error_line("eval", ValueError(f"--task: unknown task {', '.join(map(repr, unknown))}; see "
-                                            "`contrasting tasks`")), file=sys.stderr)
+        error = ValueError(f"--task: unknown task {', '.join(map(repr, unknown))}; see `contrasting tasks`")
+        if debugging():
+            raise error
+        print(error_line("eval", error), file=sys.stderr)
         return 2
     from contrasting.eval.protocol import run_cell  # torch: only once the arguments parse
 

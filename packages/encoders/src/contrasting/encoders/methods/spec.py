@@ -49,7 +49,9 @@ class MethodSpec:
     * ``recipe``: the ``contrasting.data`` augmentation recipe it trains with (None: built by the encoders
       package, as "supervised"); ``views(image_size)``: its view layout on the in-memory synthetic corpus;
     * ``trainable``: False for baselines exported as initialised; ``corpus_classes``: its ``num_classes`` comes
-      from the corpus when unset;
+      from the corpus when unset; ``corpus_indices``: its forward takes each sample's corpus index (``indices=``,
+      delivered by the data sources as a batch's third element) and its ``corpus_size`` comes from the corpus when
+      unset (PIRL's memory bank);
     * ``step_cost``: cost of one step relative to MoCo v2's (schedules the costliest runs first);
     * ``short_run(run) -> dict``: the run-config layer (``method``, ``optim``, ``data`` sections) for a short run
       of size ``run`` (``ShortRun``), as the demo trains it; None: the paper's settings;
@@ -64,6 +66,7 @@ class MethodSpec:
     views: Callable[[int], list[ViewSpec]] = two_views((0.2, 1.0))
     trainable: bool = True
     corpus_classes: bool = False
+    corpus_indices: bool = False
     step_cost: float = 1.0
     short_run: Callable[[ShortRun], dict] | None = None
     chance_loss: Callable[[Mapping, int], float | None] = lambda options, batch_size: None
