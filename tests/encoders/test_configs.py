@@ -226,6 +226,11 @@ def test_the_study_grid_parses():
     runs = [e for e in spec.encoders if e.kind == "run"]
     assert {e.method for e in runs} == {"mocov1", "mocov2", "swav", "pirl", "simclr"}
     assert [t.name for t in spec.tasks if t.reference] == ["imagenet"]
+    from contrasting.eval.grid_spec import catalog_hparam_check
+
+    assert [h.name for h in spec.hparams] == ["paper"] and dict(spec.hparams[0].values) == {"decay": "none",
+                                                                                            "refit": True}
+    assert catalog_hparam_check(dict(spec.hparams[0].values)) == []
 
 
 @pytest.mark.parametrize("name", ["quick", "full", "tiny"])
