@@ -122,8 +122,8 @@ PRETRAIN_FLAGS = [  # (arguments, status, what the error line names)
     (["--image-size", "1.5"], "argument --image-size"),
     (["--config", "{missing}"], "argument --config: no such file"),
     (["--config", "{dir}"], "argument --config: expected a file, got the folder"),
-    (["--output", "{good}"], "argument --output: expected a folder to write into, got the file"),
-    (["--output", "{good}/run"], "argument --output: cannot make the folder"),
+    (["--output", "{good}"], "argument --out/--output: expected a folder to write into, got the file"),
+    (["--out", "{good}/run"], "argument --out/--output: cannot make the folder"),
 ]
 
 

@@ -1,7 +1,7 @@
 """This package's ``contrasting`` subcommands: ``pretrain``, ``export``, ``inspect-checkpoint``.
 
     contrasting pretrain --method mocov2 --corpus shapes --backbone resnet18 --epochs 20 --batch-size 64 \\
-        --output runs/moco [--config cfg.yaml] [train.precision=bf16 optim.lr=0.06 ...]
+        --out runs/moco [--config cfg.yaml] [train.precision=bf16 optim.lr=0.06 ...]
     contrasting pretrain --config mocov2 --config corpus/imagenet train.epochs=1 --dry-run   # shipped configs
     contrasting export runs/moco --out moco_r18.pt              # latest checkpoint → torchvision layout
     contrasting export moco_v2_800ep_pretrain.pth.tar --out moco.pt   # any known layout → ours
@@ -43,7 +43,8 @@ def _configure_pretrain(p: argparse.ArgumentParser) -> None:
     p.add_argument("--max-steps", type=positive_int, help="stop after this many optimizer steps")
     p.add_argument("--precision", help="auto, fp32, bf16 or fp16")
     p.add_argument("--seed", type=nonnegative_int)
-    p.add_argument("--output", type=output_dir, help="run directory (config, logs, checkpoints, exported backbone)")
+    p.add_argument("--out", "--output", dest="output", type=output_dir,
+                   help="run directory (config, logs, checkpoints, exported backbone); --output is the old name")
     p.add_argument("--no-progress", action="store_true", help="no progress bar (the JSON-lines log stays)")
     p.add_argument("--dry-run", "--print-config", dest="dry_run", action="store_true",
                    help="print the fully resolved configuration (every default included) and exit without training "
