@@ -37,6 +37,7 @@ import torch.nn.functional as F
 
 from .methods.spec import method_spec
 from .registry import unknown
+from .seeds import mix_seed
 from .view_spec import ViewSpec
 
 Batch = tuple[list[torch.Tensor], torch.Tensor | None]
@@ -146,9 +147,9 @@ class TensorViews:
     def epoch(self, epoch: int, start: int = 0) -> Iterator[Batch]:
         """Batches ``start``, ``start`` + 1, ... of ``epoch`` on this rank."""
         order = torch.randperm(self.images.shape[0], generator=torch.Generator().manual_seed(
-            _mix(self.seed, epoch)))
+            mix_seed(self.seed, epoch)))
         for b in range(start, len(self)):
-            g = torch.Generator().manual_seed(_mix(self.seed, epoch, b, self.rank))
+            g = torch.Generator().manual_seed(mix_seed(self.seed, epoch, b, self.rank))
             first = (b * self.world_size + self.rank) * self.batch_size
             idx = order[first:first + self.batch_size]
             imgs = self.images[idx]
@@ -156,16 +157,6 @@ class TensorViews:
                      for spec in self.views]
             labels = self.labels[idx] if self.labels is not None else None
             yield (views, labels, idx) if self.indices else (views, labels)
-
-
-def _mix(*values: int) -> int:
-    """A 63-bit seed from integers (splitmix64-style), so nearby (epoch, batch) pairs get unrelated streams."""
-    h = 0x9E3779B97F4A7C15
-    for v in values:
-        h = (h ^ (int(v) + 0x9E3779B97F4A7C15 + (h << 6) + (h >> 2))) & 0xFFFFFFFFFFFFFFFF
-        h = ((h ^ (h >> 30)) * 0xBF58476D1CE4E5B9) & 0xFFFFFFFFFFFFFFFF
-        h = ((h ^ (h >> 27)) * 0x94D049BB133111EB) & 0xFFFFFFFFFFFFFFFF
-    return h >> 1
 
 
 def synthetic_source(method: str, *, image_size: int, batch_size: int, num_images: int = 512,

@@ -42,6 +42,7 @@ from torch import nn
 from contrasting.losses import info_nce
 
 from ..backbones import ResNet
+from ..seeds import mix_seed
 from ._base import Method, check_views, world_size
 from .moco import _all_gather
 from .spec import MethodSpec, ShortRun, register_method
@@ -60,16 +61,6 @@ class PIRLConfig:
     grid: int = 3
     patch_fraction: float = 64 / 85
     seed: int = 0
-
-
-def _mix(*values: int) -> int:
-    """A 63-bit seed from integers (splitmix64 steps)."""
-    h = 0x9E3779B97F4A7C15
-    for v in values:
-        h = (h ^ (int(v) + 0x9E3779B97F4A7C15 + (h << 6) + (h >> 2))) & 0xFFFFFFFFFFFFFFFF
-        h = ((h ^ (h >> 30)) * 0xBF58476D1CE4E5B9) & 0xFFFFFFFFFFFFFFFF
-        h = ((h ^ (h >> 27)) * 0x94D049BB133111EB) & 0xFFFFFFFFFFFFFFFF
-    return h >> 1
 
 
 def patch_size(image_size: int, grid: int, fraction: float) -> tuple[int, int]:
@@ -157,7 +148,7 @@ class PIRL(Method):
 
     def generator(self) -> torch.Generator:
         """The CPU generator of this forward's jigsaw layout and negatives, seeded by (seed, draws)."""
-        return torch.Generator().manual_seed(_mix(self.config.seed, int(self.draws)))
+        return torch.Generator().manual_seed(mix_seed(self.config.seed, int(self.draws)))
 
     def image_embedding(self, x: torch.Tensor) -> torch.Tensor:
         """f(v_I) = normalize(head(φ(v_I))), float32."""
