@@ -171,3 +171,14 @@ def test_status_command(tmp_path, logfile, capsys):
     out = capsys.readouterr().out
     assert "2 total, 1 done (50%), 1 failed" in out and "ValueError: deliberate failure" in out
     assert grid_main(["status", str(tmp_path / "none.sqlite")]) == 2
+
+
+def test_a_spec_refused_at_validation_leaves_no_store(tmp_path):
+    from contrasting.eval.grid_spec import SpecError
+
+    spec = load_spec({"name": "bad", "store": str(tmp_path / "g.sqlite"),
+                      "encoders": [{"name": "R", "kind": "random", "arch": "resnet18"}], "tasks": ["no-such-task"]},
+                     validate=False)
+    with pytest.raises(SpecError, match="no-such-task"):
+        run_grid(spec, progress=False)
+    assert list(tmp_path.iterdir()) == []  # not even an empty store file

@@ -40,6 +40,7 @@ import traceback
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from multiprocessing.connection import wait as mp_wait
+from pathlib import Path
 from typing import Any
 
 from contrasting.encoders.provenance import environment
@@ -57,6 +58,7 @@ from contrasting.eval.cells import (
 from contrasting.eval.grid_spec import (
     GridSpec,
     RunResolver,
+    SpecError,
     TaskLookup,
     catalog_hparam_check,
     catalog_task_lookup,
@@ -364,14 +366,22 @@ def run_grid(spec: GridSpec | str | os.PathLike, *, store: ResultStore | str | o
     own_store = not isinstance(store, ResultStore)
     if not isinstance(spec, GridSpec):
         spec = load_spec(spec, overrides, validate=False)
+    path = Path(store if store is not None else spec.store_path) if own_store else None
+    created, refused = path is not None and not path.exists(), False
     if own_store:
-        store = ResultStore(store if store is not None else spec.store_path)
+        store = ResultStore(path)
     try:
         return _run(spec, store, executor_ref(executor or spec.runner.executor), workers, device, timeout_s,
                     lease_s, retry_failed, progress, wait_for_others, task_lookup, run_resolver, poll_s)
+    except SpecError:
+        refused = True
+        raise
     finally:
         if own_store:
             store.close()
+        if created and refused:  # a spec refused before any cell ran leaves no store behind
+            for suffix in ("", "-wal", "-shm", "-journal"):
+                Path(f"{path}{suffix}").unlink(missing_ok=True)
 
 
 def _run(spec, store, executor, workers, device, timeout_s, lease_s, retry_failed, progress, wait_for_others,
