@@ -19,6 +19,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from .field_checks import value_problems
+
 
 class UnknownNameError(ValueError):
     """A name (backbone, method, layout, optimizer, corpus, config field) that is not registered."""
@@ -107,4 +109,7 @@ class Registry:
         elif not isinstance(config, entry.config_cls):
             raise TypeError(f"{self.kind} {name!r}: expected a {entry.config_cls.__name__} or a dict, "
                             f"got {type(config).__name__}")
+        problems = value_problems(self.kind, config)  # the run config's rules, for objects built from Python too
+        if problems:
+            raise problems[0] if len(problems) == 1 else ValueError("; ".join(map(str, problems)))
         return entry.builder(config, *args, **kwargs)

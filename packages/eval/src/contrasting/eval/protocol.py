@@ -48,6 +48,7 @@ from contrasting.eval.features import (
     encode_split,
     refs_digest,
 )
+from contrasting.eval.grid_spec import schedule_value_problem
 from contrasting.eval.heads import build_head
 from contrasting.eval.metric_stats import encode_samples
 from contrasting.eval.metrics import constant_predictor, make_metric, signed_score
@@ -103,6 +104,9 @@ def settings(spec: TaskSpec, hparams: list[dict] | dict | None) -> list[Schedule
         if unknown:
             raise ValueError(f"hparams: unknown keys {sorted(unknown)}; expected fields of Schedule "
                              f"{list(Schedule.__dataclass_fields__)}")
+        problems = [p for k, v in hp.items() if (p := schedule_value_problem(k, v))]
+        if problems:
+            raise ValueError(f"hparams: {'; '.join(problems)}")
         out.append(spec.schedule.__class__(**{**asdict(spec.schedule), **hp}))
     return out
 
@@ -515,6 +519,11 @@ def run_cell(encoder, task: str | TaskSpec, *, hparams: list[dict] | dict | None
     t_start = time.perf_counter()
     if feature_cache not in CACHE_MODES:
         raise ValueError(f"feature_cache: expected one of {CACHE_MODES}, got {feature_cache!r}")
+    sizes = image_size if isinstance(image_size, (tuple, list)) and len(image_size) == 2 else (image_size,)
+    for name, value in (*(("image_size", v) for v in sizes), ("epochs", epochs)):
+        if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
+            raise ValueError(f"{name}: expected an integer >= 1 (or two for image_size), got "
+                             f"{image_size if name == 'image_size' else value!r}")
     spec = get_task(task)
     if image_size is not None:
         spec = spec.with_overrides(image_size=image_size)
