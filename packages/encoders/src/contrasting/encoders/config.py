@@ -37,7 +37,7 @@ from typing import Any
 import yaml
 
 from .backbones import BACKBONES
-from .field_checks import field_check
+from .field_checks import field_check, value_problem
 from .methods import METHODS
 from .optim import OPTIMIZERS, check_zero_stage
 from .registry import make_config, unknown
@@ -321,15 +321,9 @@ def field_problems(section: str, config_cls: type, values: dict, kind: str) -> l
     fields = {f.name: f for f in dataclasses.fields(config_cls)}
     problems: list[Exception] = []
     for key, value in values.items():
-        if key not in fields:
-            problems.append(unknown(kind, key, fields))
-            continue
-        check, optional = field_check(fields[key])
-        if check is None or (optional and value is None):
-            continue
-        problem = check(value)
-        if problem:
-            problems.append(ValueError(f"{section}.{key}: {problem}, got {value!r}"))
+        problem = value_problem(section, fields[key], value) if key in fields else unknown(kind, key, fields)
+        if problem is not None:
+            problems.append(problem)
     return problems
 
 

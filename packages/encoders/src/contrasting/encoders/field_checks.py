@@ -94,16 +94,17 @@ def field_check(f: dataclasses.Field) -> tuple[Check | None, bool]:
 
 
 
+def value_problem(prefix: str, f: dataclasses.Field, value: Any) -> ValueError | None:
+    """The ``ValueError`` of ``value`` for field ``f`` when it breaks the field's rule (None when it keeps it),
+    naming ``<prefix>.<field>``, e.g. ``method.temperature: expected a finite number > 0, got 0``."""
+    check, optional = field_check(f)
+    if check is None or (optional and value is None):
+        return None
+    problem = check(value)
+    return ValueError(f"{prefix}.{f.name}: {problem}, got {value!r}") if problem else None
+
+
 def value_problems(prefix: str, config: Any) -> list[ValueError]:
-    """A ``ValueError`` per field of the dataclass instance ``config`` whose value breaks its rule, naming
-    ``<prefix>.<field>``, e.g. ``method.temperature: expected a finite number > 0, got 0``."""
-    problems = []
-    for f in dataclasses.fields(config):
-        check, optional = field_check(f)
-        value = getattr(config, f.name)
-        if check is None or (optional and value is None):
-            continue
-        problem = check(value)
-        if problem:
-            problems.append(ValueError(f"{prefix}.{f.name}: {problem}, got {value!r}"))
-    return problems
+    """``value_problem`` of every field of the dataclass instance ``config``."""
+    found = (value_problem(prefix, f, getattr(config, f.name)) for f in dataclasses.fields(config))
+    return [p for p in found if p is not None]
