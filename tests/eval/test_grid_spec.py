@@ -223,3 +223,10 @@ def test_the_eval_readme_spec_example_parses():
     assert [e.kind for e in spec.encoders] == ["run", "checkpoint", "supervised", "random"]
     assert [t.name for t in spec.tasks] == ["imagenet", "pets", "nyu-depth"] and spec.seeds == (0, 1)
     assert spec.store == "/data/results/study.sqlite" and spec.analysis.reference_task == "imagenet"
+
+
+@pytest.mark.parametrize("seeds", [-1, [0, -2], [], "0", [True]])
+def test_seeds_must_be_integers_from_zero(seeds):
+    raw = {"name": "g", "encoders": [{"name": "R", "kind": "random"}], "tasks": ["shapes-shape"], "seeds": seeds}
+    with pytest.raises(SpecError, match="seeds: expected a non-empty list of integers >= 0"):
+        spec_from_dict(raw, base_dir="/data")

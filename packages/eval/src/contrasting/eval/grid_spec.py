@@ -415,8 +415,8 @@ def _seeds_from(raw: Mapping, problems: list[str]) -> list[int]:
     seeds = raw.get("seeds", [0])
     seeds = [seeds] if isinstance(seeds, int) and not isinstance(seeds, bool) else seeds
     if not isinstance(seeds, list) or not seeds or not all(isinstance(s, int) and not isinstance(s, bool)
-                                                            for s in seeds):
-        problems.append(f"seeds: expected a non-empty list of integers, got {seeds!r}")
+                                                            and s >= 0 for s in seeds):
+        problems.append(f"seeds: expected a non-empty list of integers >= 0, got {seeds!r}")
         seeds = [0]
     _duplicates([str(s) for s in seeds], "seeds", problems)
     return seeds
