@@ -89,3 +89,13 @@ def test_eval_takes_several_tasks_and_writes_json(world_root, tmp_path, capsys):
     assert printed.count("test top1 = ") == 2
     rc = main(["eval", "--encoder", "random:resnet18", "--task", "shapes-digit", "no-such", "--quiet"])
     assert rc == 2 and "unknown task 'no-such'" in capsys.readouterr().err
+
+
+def test_an_unknown_arch_is_refused_before_any_data_is_read(tmp_path, capsys, monkeypatch):
+    from contrasting.eval import protocol
+
+    monkeypatch.setattr(protocol, "load_task_data", lambda *a, **k: pytest.fail("data read before the check"))
+    rc = main(["eval", "--encoder", "random", "--arch", "resnet19", "--task", "shapes-digit", "--quiet",
+               "--data-root", str(tmp_path)])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert rc == 2 and len(err) == 1 and "resnet19" in err[0] and "resnet18" in err[0]

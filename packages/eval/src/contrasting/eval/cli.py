@@ -265,6 +265,10 @@ def eval_command(argv: list[str] | None = None) -> int:
     results = []
     try:
         check_device(args.device)
+        if args.arch is not None and not args.encoder.startswith("supervised"):  # before any data is read
+            from contrasting.encoders import BACKBONES
+
+            BACKBONES.get(args.arch)  # UnknownNameError (a ValueError) listing the known backbones
         for task in args.task:
             results.append(run_cell(args.encoder, task, hparams=args.hparams, seed=args.seed, device=args.device,
                                     data_root=args.data_root, cache_dir=args.cache_dir, progress=not args.quiet,
