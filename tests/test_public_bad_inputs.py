@@ -117,3 +117,50 @@ def world_root_for_public(tmp_path_factory):
     root = tmp_path_factory.mktemp("data")
     builtin.build_world(root, builtin.WorldConfig(scale=0.05, corpora=(), gallery=0), progress=False, workers=1)
     return root
+
+
+@pytest.fixture(scope="module")
+def image_folder(tmp_path_factory):
+    from PIL import Image
+
+    root = tmp_path_factory.mktemp("folder")
+    for c in ("a", "b"):
+        (root / c).mkdir()
+        for i in range(3):
+            Image.new("RGB", (12, 10), (40 * i, 90, 30)).save(root / c / f"{i}.png")
+    return root
+
+
+@pytest.mark.parametrize(("recipe", "batch_size", "kwargs", "words"), [
+    ("no-such-recipe", 4, {}, "no-such-recipe"),
+    ("simclr", 0, {}, "batch_size"),
+    ("simclr", -2, {}, "batch_size"),
+    ("simclr", 2.5, {}, "batch_size"),
+    ("simclr", "4", {}, "batch_size"),
+    ("simclr", 4, {"backend": "opencl"}, "opencl"),
+    ("simclr", 4, {"num_workers": -1}, "num_workers"),
+    ("simclr", 4, {"frobnicate": True}, "frobnicate"),
+    ("simclr", 4, {"seed": -1}, "seed"),
+    ("simclr", 4, {"drop_last": "yes"}, "drop_last"),
+    (None, 4, {}, "recipe"),
+])
+def test_make_loader_names_the_bad_argument(image_folder, recipe, batch_size, kwargs, words):
+    from contrasting.data import ImageFolderSource, make_loader
+
+    kwargs = {"backend": "torchvision", **kwargs}
+    with pytest.raises((ValueError, TypeError, KeyError)) as refused:
+        make_loader(recipe, ImageFolderSource(image_folder), batch_size, **kwargs)
+    assert words in str(refused.value)
+
+
+@pytest.mark.parametrize(("make", "words"), [
+    (lambda root: root / "missing", "does not exist"),
+    (lambda root: root / "a" / "0.png", "not a directory"),
+    (lambda root: root / "a", "no class"),
+])
+def test_image_folder_source_names_the_folder(image_folder, make, words):
+    from contrasting.data import ImageFolderSource
+
+    with pytest.raises((ValueError, FileNotFoundError, NotADirectoryError)) as refused:
+        ImageFolderSource(make(image_folder))
+    assert words in str(refused.value).lower()

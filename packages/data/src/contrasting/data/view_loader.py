@@ -4,6 +4,7 @@ subclass ``ViewLoader`` and implement ``_execute``; ``loader.make_loader`` picks
 
 from __future__ import annotations
 
+import numbers
 import warnings
 from dataclasses import dataclass
 
@@ -68,6 +69,8 @@ class ViewLoader:
             raise TypeError(f"recipe: expected a Recipe or a registered name, got {type(recipe).__name__}")
         if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
             raise ValueError(f"batch_size: expected a positive int, got {batch_size!r}")
+        if isinstance(seed, bool) or not isinstance(seed, numbers.Integral) or seed < 0:
+            raise ValueError(f"seed: expected an int >= 0, got {seed!r}")
         check_sharding(shard_id, num_shards)
         self.catalog = source if isinstance(source, Catalog) else scan_source(
             source, check=check, on_error=on_error, num_threads=scan_threads)
