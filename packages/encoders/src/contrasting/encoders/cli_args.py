@@ -116,3 +116,8 @@ def new_file(text: str) -> Path:
     if path.exists():
         raise argparse.ArgumentTypeError(f"{text!r} exists (expected a new file)")
     return path
+
+
+def output_file_or_stdout(text: str) -> Path | str:
+    """``-`` (standard output) or a file to write (``output_file``)."""
+    return text if text == "-" else output_file(text)

@@ -27,7 +27,13 @@ from pathlib import Path
 from typing import NoReturn
 
 from contrasting.data.atomic import atomic_write_text
-from contrasting.encoders.cli_args import existing_dir, nonnegative_int, output_dir, output_file, positive_int
+from contrasting.encoders.cli_args import (
+    existing_dir,
+    nonnegative_int,
+    output_dir,
+    output_file_or_stdout,
+    positive_int,
+)
 from contrasting.encoders.cli_errors import debugging, describe, usage_errors
 from contrasting.eval.grid_spec import catalog_hparam_check
 from contrasting.eval.tasks import TASKS, TaskDataError, check_data, list_tasks
@@ -284,11 +290,6 @@ def eval_command(argv: list[str] | None = None) -> int:
     finally:
         _write_json(results, args.json)
     return 0
-
-
-def output_file_or_stdout(text: str):
-    """``--json``'s value: ``-`` (print) or a file to write."""
-    return text if text == "-" else output_file(text)
 
 
 def _write_json(results: list, target) -> None:
