@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from contrasting.losses import sinkhorn_triton
+from contrasting.losses import sinkhorn_triton, soft_target_ce_triton
 
 
 @pytest.fixture
@@ -15,4 +15,5 @@ def sinkhorn_small_blocks(monkeypatch):
         return sinkhorn_triton.KernelConfig(4, 8, 1, 1)
 
     monkeypatch.setattr(sinkhorn_triton, "select_config", tiny)
+    monkeypatch.setattr(soft_target_ce_triton, "select_config", tiny)
     monkeypatch.setattr(sinkhorn_triton, "TARGET_PROGRAMS", 6)

@@ -91,6 +91,23 @@ def _positive(x: torch.Tensor, y: torch.Tensor, scale: torch.Tensor) -> torch.Te
     return scale * (x.to(scale.dtype) * y.to(scale.dtype)).sum(dim=1)
 
 
+def _checked_pair(names: tuple[str, str], a: torch.Tensor, b: torch.Tensor, reduction: str, backend: str,
+                  temperature) -> tuple[str, torch.Tensor]:
+    """Checks of every entry point's aligned pair (a, b) and options; returns (backend to run, σ = 1/τ)."""
+    _checks.check_matrix(names[0], a)
+    _checks.check_matrix(names[1], b, like=a, like_name=names[0])
+    _checks.check_same_rows(names[1], b, names[0], a)
+    _checks.check_choice("reduction", reduction, _checks.REDUCTIONS)
+    return resolve_backend(backend, a), _checks.scale_from_temperature(temperature, a)
+
+
+def _finished(loss: torch.Tensor, inputs: dict, reduction: str, check_finite: bool) -> torch.Tensor:
+    """Per-row ``loss`` checked for NaN/Inf (naming the bad input) when asked, then reduced."""
+    if check_finite:
+        _checks.raise_if_nonfinite(loss, inputs)
+    return _checks.reduce_loss(loss, reduction)
+
+
 def info_nce(
     query: torch.Tensor,
     key: torch.Tensor,
@@ -116,14 +133,9 @@ def info_nce(
     float32 for half inputs. ``check_finite`` raises on NaN/Inf results naming the bad input
     (reads one flag from the device).
     """
-    _checks.check_matrix("query", query)
-    _checks.check_matrix("key", key, like=query, like_name="query")
-    _checks.check_same_rows("key", key, "query", query)
+    impl, scale = _checked_pair(("query", "key"), query, key, reduction, backend, temperature)
     if queue is not None:
         _checks.check_matrix("queue", queue, like=query, like_name="query")
-    _checks.check_choice("reduction", reduction, _checks.REDUCTIONS)
-    impl = resolve_backend(backend, query)
-    scale = _checks.scale_from_temperature(temperature, query)
 
     q, k = _normalized(query, normalize), _normalized(key, normalize)
     pos = _positive(q, k, scale)
@@ -138,9 +150,7 @@ def info_nce(
         lse_queue, _ = pairwise_lse(q, _normalized(queue.detach(), normalize), scale, backend=impl)
         lse = torch.logaddexp(lse, lse_queue)
     loss = lse - pos
-    if check_finite:
-        _checks.raise_if_nonfinite(loss, {"query": query, "key": key, "queue": queue})
-    return _checks.reduce_loss(loss, reduction)
+    return _finished(loss, {"query": query, "key": key, "queue": queue}, reduction, check_finite)
 
 
 def nt_xent(
@@ -160,12 +170,7 @@ def nt_xent(
     z2 of all ranks]); gradients return to the owning rank. ``reduction="none"`` gives the (2N,) losses
     ordered [z1 rows; z2 rows].
     """
-    _checks.check_matrix("z1", z1)
-    _checks.check_matrix("z2", z2, like=z1, like_name="z1")
-    _checks.check_same_rows("z2", z2, "z1", z1)
-    _checks.check_choice("reduction", reduction, _checks.REDUCTIONS)
-    impl = resolve_backend(backend, z1)
-    scale = _checks.scale_from_temperature(temperature, z1)
+    impl, scale = _checked_pair(("z1", "z2"), z1, z2, reduction, backend, temperature)
 
     n = z1.shape[0]
     a, b = _normalized(z1, normalize), _normalized(z2, normalize)
@@ -181,9 +186,7 @@ def nt_xent(
     lse, _ = pairwise_lse(rows, cols, scale, exclude=exclude, backend=impl)
     pos = _positive(rows, torch.cat([b, a], dim=0), scale)
     loss = lse - pos
-    if check_finite:
-        _checks.raise_if_nonfinite(loss, {"z1": z1, "z2": z2})
-    return _checks.reduce_loss(loss, reduction)
+    return _finished(loss, {"z1": z1, "z2": z2}, reduction, check_finite)
 
 
 def clip_loss(
@@ -204,12 +207,7 @@ def clip_loss(
     the column LSE then needs every rank's rows); gradients return to the owning rank.
     A learnable logit scale s = 1/τ is passed as ``temperature = 1 / s``.
     """
-    _checks.check_matrix("a", a)
-    _checks.check_matrix("b", b, like=a, like_name="a")
-    _checks.check_same_rows("b", b, "a", a)
-    _checks.check_choice("reduction", reduction, _checks.REDUCTIONS)
-    impl = resolve_backend(backend, a)
-    scale = _checks.scale_from_temperature(temperature, a)
+    impl, scale = _checked_pair(("a", "b"), a, b, reduction, backend, temperature)
 
     x, y = _normalized(a, normalize), _normalized(b, normalize)
     pos = _positive(x, y, scale)
@@ -220,6 +218,4 @@ def clip_loss(
         lse_rows, _ = pairwise_lse(x, gather_with_grad(y, process_group), scale, backend=impl)
         lse_cols, _ = pairwise_lse(y, gather_with_grad(x, process_group), scale, backend=impl)
     loss = 0.5 * ((lse_rows - pos) + (lse_cols - pos))
-    if check_finite:
-        _checks.raise_if_nonfinite(loss, {"a": a, "b": b})
-    return _checks.reduce_loss(loss, reduction)
+    return _finished(loss, {"a": a, "b": b}, reduction, check_finite)

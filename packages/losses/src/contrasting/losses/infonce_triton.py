@@ -58,6 +58,17 @@ def _sim_tile(
 
 
 @triton.jit
+def _resident_tile(rows, offs_d, ok, D, stride_d, BLOCK: tl.constexpr, BLOCK_D: tl.constexpr,
+                   ONE_D_CHUNK: tl.constexpr):
+    """The (BLOCK, BLOCK_D) tile of ``rows`` when D fits one chunk (it then stays in registers), else zeros that
+    ``_sim_tile`` ignores (it loads D chunk by chunk)."""
+    tile = tl.zeros((BLOCK, BLOCK_D), dtype=rows.dtype.element_ty)
+    if ONE_D_CHUNK:
+        tile = tl.load(rows + offs_d[None, :] * stride_d, mask=ok[:, None] & (offs_d[None, :] < D), other=0.0)
+    return tile
+
+
+@triton.jit
 def _infonce_fwd_kernel(
     X_ptr, Y_ptr, SCALE_ptr, EXCL_ptr,
     LSE_ptr, COLM_ptr, COLL_ptr, DX_ptr,
@@ -77,10 +88,7 @@ def _infonce_fwd_kernel(
     row_ok = offs_r < R
     scale2 = tl.load(SCALE_ptr).to(tl.float32) * LOG2E_C  # σ·log2(e)
     x_rows = X_ptr + offs_r.to(tl.int64)[:, None] * stride_xr
-    x_tile = tl.zeros((BLOCK_R, BLOCK_D), dtype=X_ptr.dtype.element_ty)
-    if ONE_D_CHUNK:
-        x_tile = tl.load(x_rows + offs_d[None, :] * stride_xd, mask=row_ok[:, None] & (offs_d[None, :] < D),
-                         other=0.0)
+    x_tile = _resident_tile(x_rows, offs_d, row_ok, D, stride_xd, BLOCK_R, BLOCK_D, ONE_D_CHUNK)
     if HAS_EXCL:
         excl = tl.load(EXCL_ptr + offs_r, mask=row_ok, other=-1)
     dx_cols = pid_d * BLOCK_D + offs_d
@@ -91,10 +99,7 @@ def _infonce_fwd_kernel(
         offs_c = c0 + tl.arange(0, BLOCK_C)
         col_ok = offs_c < M
         y_rows = Y_ptr + offs_c.to(tl.int64)[:, None] * stride_yr
-        y_tile = tl.zeros((BLOCK_C, BLOCK_D), dtype=Y_ptr.dtype.element_ty)
-        if ONE_D_CHUNK:
-            y_tile = tl.load(y_rows + offs_d[None, :] * stride_yd,
-                             mask=col_ok[:, None] & (offs_d[None, :] < D), other=0.0)
+        y_tile = _resident_tile(y_rows, offs_d, col_ok, D, stride_yd, BLOCK_C, BLOCK_D, ONE_D_CHUNK)
         s2 = _sim_tile(x_rows, y_rows, x_tile, y_tile, offs_d, row_ok, col_ok, D, stride_xd, stride_yd,
                        BLOCK_R, BLOCK_C, BLOCK_D, ONE_D_CHUNK, DOT_PRECISION) * scale2
         keep = col_ok[None, :] & row_ok[:, None]
@@ -151,10 +156,7 @@ def _infonce_bwd_kernel(
     scale = tl.load(SCALE_ptr).to(tl.float32)
     scale2 = scale * LOG2E_C  # σ·log2(e)
     a_rows = A_ptr + offs_a.to(tl.int64)[:, None] * stride_ar
-    a_tile = tl.zeros((BLOCK_A, BLOCK_D), dtype=A_ptr.dtype.element_ty)
-    if ONE_D_CHUNK:
-        a_tile = tl.load(a_rows + offs_d[None, :] * stride_ad, mask=a_ok[:, None] & (offs_d[None, :] < D),
-                         other=0.0)
+    a_tile = _resident_tile(a_rows, offs_d, a_ok, D, stride_ad, BLOCK_A, BLOCK_D, ONE_D_CHUNK)
     if A_TERM:
         lse_a2 = tl.load(LSE_A_ptr + offs_a, mask=a_ok, other=0.0) * LOG2E_C
         g_a = tl.load(G_A_ptr + offs_a, mask=a_ok, other=0.0)
@@ -166,10 +168,7 @@ def _infonce_bwd_kernel(
         offs_b = b0 + tl.arange(0, BLOCK_B)
         b_ok = offs_b < RB
         b_rows = B_ptr + offs_b.to(tl.int64)[:, None] * stride_br
-        b_tile = tl.zeros((BLOCK_B, BLOCK_D), dtype=B_ptr.dtype.element_ty)
-        if ONE_D_CHUNK:
-            b_tile = tl.load(b_rows + offs_d[None, :] * stride_bd, mask=b_ok[:, None] & (offs_d[None, :] < D),
-                             other=0.0)
+        b_tile = _resident_tile(b_rows, offs_d, b_ok, D, stride_bd, BLOCK_B, BLOCK_D, ONE_D_CHUNK)
         s2 = _sim_tile(a_rows, b_rows, a_tile, b_tile, offs_d, a_ok, b_ok, D, stride_ad, stride_bd,
                        BLOCK_A, BLOCK_B, BLOCK_D, ONE_D_CHUNK, DOT_PRECISION) * scale2
         keep = a_ok[:, None] & b_ok[None, :]

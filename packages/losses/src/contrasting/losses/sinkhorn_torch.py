@@ -1,4 +1,4 @@
-"""PyTorch backend of the SwAV Sinkhorn (stable, float64-capable) and of SwAV's soft-target cross-entropy.
+"""PyTorch backend of the SwAV Sinkhorn (stable, float64-capable).
 
 Math (shared with ``sinkhorn_triton``). Scores s (B×K, B samples over every rank, K prototypes), ε > 0,
 a_bk = s_bk/ε. SwAV's iteration (``sinkhorn_reference``) only ever multiplies rows and columns of
@@ -29,13 +29,7 @@ Two evaluations of that recursion, both stable for every finite input and any ε
 * ``sinkhorn_log``: the potentials f, g themselves, each pass one log-sum-exp with its max shift over
   row blocks of the scores, never materialising more than a block; the final pass writes Q.
 
-The soft-target cross-entropy of SwAV's loss for a predicted view u with target t (a sum of c target
-distributions, each row of t sums to c) and temperature T:
-
-    loss_u,b = −Σ_k t_bk · log_softmax(s_u/T)_bk = c · lse_b − (1/T) Σ_k t_bk s_u,bk
-    lse_b    = log Σ_k exp(s_u,bk/T)
-
-(one forward pass per view keeping softmax(s_u/T); backward (c·softmax(s_u/T) − t)/T, ``TorchSoftTargetCE``).
+SwAV's soft-target cross-entropy on the codes is in ``soft_target_ce_torch``.
 """
 
 from __future__ import annotations
@@ -66,12 +60,12 @@ def _global_log_sum(m: torch.Tensor, l: torch.Tensor, process_group) -> torch.Te
     """log Σ over ranks of l·exp(m), elementwise: all-reduce the max m, then the sums rescaled to it."""
     if process_group is not None:
         top = _all_reduce(m.clone(), dist.ReduceOp.MAX, process_group)
-        l = _all_reduce(l * torch.exp(m - _finite_or_zero(top)), dist.ReduceOp.SUM, process_group)
+        l = _all_reduce(l * torch.exp(m - finite_or_zero(top)), dist.ReduceOp.SUM, process_group)
         m = top
     return m + torch.log(l)
 
 
-def _finite_or_zero(m: torch.Tensor) -> torch.Tensor:
+def finite_or_zero(m: torch.Tensor) -> torch.Tensor:
     """The max shift to subtract: −inf (nothing seen yet) becomes 0, so −inf − shift is −inf, not NaN."""
     return torch.where(torch.isneginf(m), torch.zeros_like(m), m)
 
@@ -141,7 +135,7 @@ def sinkhorn_log(
         for start in range(0, b, step):
             x = torch.add(f[start : start + step, None], scores[start : start + step], alpha=inv_eps)
             m_new = torch.maximum(m, x.amax(dim=0))
-            shift = _finite_or_zero(m_new)
+            shift = finite_or_zero(m_new)
             l = l * torch.exp(m - shift) + x.sub_(shift).exp_().sum(dim=0)
             m = m_new
         g = log_mass - _global_log_sum(m, l, process_group)
@@ -149,7 +143,7 @@ def sinkhorn_log(
         for start in range(0, b, step):
             x = torch.add(g, scores[start : start + step], alpha=inv_eps)
             m = x.amax(dim=1, keepdim=True)
-            f[start : start + step] = -(m[:, 0] + x.sub_(_finite_or_zero(m)).exp_().sum(dim=1).log())
+            f[start : start + step] = -(m[:, 0] + x.sub_(finite_or_zero(m)).exp_().sum(dim=1).log())
     first = b - keep
     q = torch.empty((keep, k), dtype=cdt, device=scores.device)
     torch.add(g, scores[first:], alpha=inv_eps, out=q)
@@ -170,42 +164,3 @@ def sinkhorn_torch(
         return q, torch.ones((), dtype=torch.bool, device=scores.device)
     q, f, g = sinkhorn_log(scores, epsilon, iterations, process_group, keep)
     return q, torch.isfinite(f).all() & torch.isfinite(g).all()
-
-
-class TorchSoftTargetCE(torch.autograd.Function):
-    """autograd Function: (scores (B,K), target (B,K), count c, temperature T) → row losses (B,).
-
-    Forward keeps P = softmax(s/T) (one B×K buffer, the one ``logsumexp``'s autograd would keep too);
-    backward is ds = g_b·(c·P − t)/T. About 8 passes over B×K in all, against ~20 for autograd through
-    ``logsumexp`` and a product; computed in float32 (float64 for float64 inputs).
-    """
-
-    @staticmethod
-    def forward(ctx, scores, target, count, temperature):
-        cdt = compute_dtype(scores)
-        s, t = scores.to(cdt), target.to(cdt)
-        p = torch.mul(t, s)  # the one B×K buffer: first t·s for the dot, then softmax(s/T)
-        dot = p.sum(dim=1)
-        torch.mul(s, 1.0 / temperature, out=p)
-        m = p.amax(dim=1, keepdim=True)
-        p.sub_(_finite_or_zero(m)).exp_()
-        z = p.sum(dim=1, keepdim=True)
-        p.div_(z)  # softmax(s/T), kept for backward
-        lse = (m + torch.log(z))[:, 0]
-        ctx.save_for_backward(p, t)
-        ctx.count, ctx.temperature, ctx.scores_dtype = count, temperature, scores.dtype
-        return count * lse - dot * (1.0 / temperature)
-
-    @staticmethod
-    def backward(ctx, g_rows):
-        p, t = ctx.saved_tensors
-        ds = p * ctx.count
-        ds.sub_(t).mul_((g_rows.to(p.dtype) * (1.0 / ctx.temperature))[:, None])
-        return ds.to(ctx.scores_dtype), None, None, None
-
-
-def soft_target_ce_torch(
-    scores: torch.Tensor, target: torch.Tensor, count: int, temperature: float
-) -> torch.Tensor:
-    """Per-row c·lse_b − (1/T) Σ_k t_bk s_bk (module docstring), float32 (float64 for float64)."""
-    return TorchSoftTargetCE.apply(scores, target, count, temperature)

@@ -1,4 +1,4 @@
-"""Triton kernels of the SwAV Sinkhorn and of SwAV's soft-target cross-entropy.
+"""Triton kernels of the SwAV Sinkhorn.
 
 Math (notation of ``sinkhorn`` and ``sinkhorn_torch``), in base 2 with log2(e) folded into the scale:
 
@@ -24,14 +24,7 @@ sm_90 without a GPU (``triton.compile`` to a cubin, read with cuobjdump): every 
 fp32 and bf16 has no spills, 32–106 registers, and 128-bit global loads when ROW_VEC > 1. Tile sizes and
 the L2 reuse of the WRITE_Q sweep are untested on a GPU.
 
-Soft-target cross-entropy of a predicted view u (scores s = s_u, target t = Σ of c distributions q_v,
-temperature T, scale2 = log2(e)/T):
-
-    lse_b  = ln 2 · log2 Σ_k 2^(s_bk·scale2)                  (online, one sweep)
-    loss_b = c·lse_b − (1/T) Σ_k t_bk s_bk                      (the dot is accumulated in the same sweep)
-    ∂loss_b/∂s_bk = (c·2^(s_bk·scale2 − lse_b·log2 e) − t_bk) / T   (``_swav_ce_bwd_kernel``, times g_b)
-
-Both kernels read s and t once; accumulation is fp32 throughout.
+SwAV's soft-target cross-entropy kernels, which stream the same (B, K) rows, are in ``soft_target_ce_triton``.
 """
 
 from __future__ import annotations
@@ -44,7 +37,7 @@ import torch.distributed as dist
 import triton
 import triton.language as tl
 
-from ._log2 import LN2_C, LOG2E, LOG2E_C
+from ._log2 import LOG2E
 from .sinkhorn_torch import global_rows
 
 
@@ -111,6 +104,16 @@ def _sinkhorn_merge_kernel(
 
 
 @triton.jit
+def _shifted_scores(s_rows, G_ptr, k0, row_ok, K, scale2, BLOCK_K: tl.constexpr):
+    """x_bk = s_bk·scale2 + g_k (fp32) of the prototypes [k0, k0 + BLOCK_K) of the rows ``s_rows``, and its mask."""
+    offs_k = k0 + tl.arange(0, BLOCK_K)
+    col_ok = offs_k < K
+    ok = row_ok[:, None] & col_ok[None, :]
+    s = tl.load(s_rows + offs_k[None, :], mask=ok, other=0.0)
+    return s.to(tl.float32) * scale2 + tl.load(G_ptr + offs_k, mask=col_ok, other=0.0)[None, :], ok
+
+
+@triton.jit
 def _sinkhorn_row_kernel(
     S_ptr, G_ptr, F_ptr, Q_ptr,
     B, K, row_start, stride_sb, stride_qb, scale2,
@@ -128,11 +131,7 @@ def _sinkhorn_row_kernel(
     m = tl.full((BLOCK_B,), float("-inf"), dtype=tl.float32)
     l = tl.zeros((BLOCK_B,), dtype=tl.float32)
     for k0 in range(0, K, BLOCK_K):
-        offs_k = k0 + tl.arange(0, BLOCK_K)
-        col_ok = offs_k < K
-        ok = row_ok[:, None] & col_ok[None, :]
-        s = tl.load(s_rows + offs_k[None, :], mask=ok, other=0.0)
-        x = s.to(tl.float32) * scale2 + tl.load(G_ptr + offs_k, mask=col_ok, other=0.0)[None, :]
+        x, ok = _shifted_scores(s_rows, G_ptr, k0, row_ok, K, scale2, BLOCK_K)
         x = tl.where(ok, x, float("-inf"))
         m_new = tl.maximum(m, tl.max(x, 1))
         m_safe = tl.where(m_new == float("-inf"), 0.0, m_new)  # masked rows stay at −∞ without NaN
@@ -143,75 +142,10 @@ def _sinkhorn_row_kernel(
     if WRITE_Q:
         q_rows = Q_ptr + (offs_b - row_start).to(tl.int64)[:, None] * stride_qb
         for k0 in range(0, K, BLOCK_K):
-            offs_k = k0 + tl.arange(0, BLOCK_K)
-            col_ok = offs_k < K
-            ok = row_ok[:, None] & col_ok[None, :]
-            s = tl.load(s_rows + offs_k[None, :], mask=ok, other=0.0)
-            x = s.to(tl.float32) * scale2 + tl.load(G_ptr + offs_k, mask=col_ok, other=0.0)[None, :]
+            x, ok = _shifted_scores(s_rows, G_ptr, k0, row_ok, K, scale2, BLOCK_K)
             x = tl.where(ok, x + f[:, None], float("-inf"))  # ≤ 0 up to rounding where ok: no overflow
             q = tl.exp2(x)
-            tl.store(q_rows + offs_k[None, :], q.to(Q_ptr.dtype.element_ty), mask=ok)
-
-
-@triton.jit
-def _swav_ce_fwd_kernel(
-    S_ptr, T_ptr, LSE_ptr, LOSS_ptr,
-    B, K, stride_sb, stride_tb, scale2, inv_temp, count,
-    BLOCK_B: tl.constexpr, BLOCK_K: tl.constexpr,
-    ROW_VEC: tl.constexpr,  # as in _sinkhorn_col_kernel
-):
-    K = (K // ROW_VEC) * ROW_VEC  # a no-op (the launcher checked): tells the compiler rows are 16-byte aligned
-    stride_sb = (stride_sb // ROW_VEC) * ROW_VEC
-    stride_tb = (stride_tb // ROW_VEC) * ROW_VEC
-    offs_b = tl.program_id(0) * BLOCK_B + tl.arange(0, BLOCK_B)
-    row_ok = offs_b < B
-    s_rows = S_ptr + offs_b.to(tl.int64)[:, None] * stride_sb
-    t_rows = T_ptr + offs_b.to(tl.int64)[:, None] * stride_tb
-    m = tl.full((BLOCK_B,), float("-inf"), dtype=tl.float32)
-    l = tl.zeros((BLOCK_B,), dtype=tl.float32)
-    dot = tl.zeros((BLOCK_B,), dtype=tl.float32)
-    for k0 in range(0, K, BLOCK_K):
-        offs_k = k0 + tl.arange(0, BLOCK_K)
-        ok = row_ok[:, None] & (offs_k < K)[None, :]
-        s = tl.load(s_rows + offs_k[None, :], mask=ok, other=0.0).to(tl.float32)
-        t = tl.load(t_rows + offs_k[None, :], mask=ok, other=0.0).to(tl.float32)
-        dot += tl.sum(t * s, 1)
-        x = tl.where(ok, s * scale2, float("-inf"))
-        m_new = tl.maximum(m, tl.max(x, 1))
-        m_safe = tl.where(m_new == float("-inf"), 0.0, m_new)
-        l = l * tl.exp2(m - m_safe) + tl.sum(tl.exp2(x - m_safe[:, None]), 1)
-        m = m_new
-    lse = (m + tl.log2(tl.where(row_ok, l, 1.0))) * LN2_C  # masked rows: no log2(0)
-    tl.store(LSE_ptr + offs_b, lse, mask=row_ok)
-    tl.store(LOSS_ptr + offs_b, count * lse - inv_temp * dot, mask=row_ok)
-
-
-@triton.jit
-def _swav_ce_bwd_kernel(
-    S_ptr, T_ptr, LSE_ptr, G_ptr, DS_ptr,
-    B, K, stride_sb, stride_tb, stride_db, scale2, inv_temp, count,
-    BLOCK_B: tl.constexpr, BLOCK_K: tl.constexpr,
-    ROW_VEC: tl.constexpr,  # as in _sinkhorn_col_kernel
-):
-    K = (K // ROW_VEC) * ROW_VEC  # a no-op (the launcher checked): tells the compiler rows are 16-byte aligned
-    stride_sb = (stride_sb // ROW_VEC) * ROW_VEC
-    stride_tb = (stride_tb // ROW_VEC) * ROW_VEC
-    stride_db = (stride_db // ROW_VEC) * ROW_VEC
-    offs_b = tl.program_id(0) * BLOCK_B + tl.arange(0, BLOCK_B)
-    row_ok = offs_b < B
-    s_rows = S_ptr + offs_b.to(tl.int64)[:, None] * stride_sb
-    t_rows = T_ptr + offs_b.to(tl.int64)[:, None] * stride_tb
-    d_rows = DS_ptr + offs_b.to(tl.int64)[:, None] * stride_db
-    lse2 = tl.load(LSE_ptr + offs_b, mask=row_ok, other=0.0) * LOG2E_C
-    g = tl.load(G_ptr + offs_b, mask=row_ok, other=0.0) * inv_temp
-    for k0 in range(0, K, BLOCK_K):
-        offs_k = k0 + tl.arange(0, BLOCK_K)
-        ok = row_ok[:, None] & (offs_k < K)[None, :]
-        s = tl.load(s_rows + offs_k[None, :], mask=ok, other=0.0).to(tl.float32)
-        t = tl.load(t_rows + offs_k[None, :], mask=ok, other=0.0).to(tl.float32)
-        p = tl.exp2(tl.where(ok, s * scale2 - lse2[:, None], float("-inf")))
-        ds = g[:, None] * (count * p - t)
-        tl.store(d_rows + offs_k[None, :], ds.to(DS_ptr.dtype.element_ty), mask=ok)
+            tl.store(q_rows + (k0 + tl.arange(0, BLOCK_K))[None, :], q.to(Q_ptr.dtype.element_ty), mask=ok)
 
 
 # ----------------------------------------------------------------------------------------------------
@@ -228,7 +162,7 @@ class KernelConfig:
     num_stages: int
 
 
-KERNELS = ("col", "merge", "row", "ce_fwd", "ce_bwd")
+KERNELS = ("col", "merge", "row")
 # Every constexpr specialisation a launch can request, besides the tile sizes (one per kernel, from
 # select_config) and ROW_VEC ∈ {1, 16 // itemsize} on every kernel but "merge" (``row_vec``).
 VARIANTS = (
@@ -238,15 +172,11 @@ VARIANTS = (
     ("merge", {"FINALIZE": False}),
     ("row", {"WRITE_Q": False}),
     ("row", {"WRITE_Q": True}),
-    ("ce_fwd", {}),
-    ("ce_bwd", {}),
 )
 KERNEL_FNS = {
     "col": _sinkhorn_col_kernel,
     "merge": _sinkhorn_merge_kernel,
     "row": _sinkhorn_row_kernel,
-    "ce_fwd": _swav_ce_fwd_kernel,
-    "ce_bwd": _swav_ce_bwd_kernel,
 }
 SCORE_DTYPES = (torch.float32, torch.float16, torch.bfloat16)
 # Programs the column pass aims for: ≈ 4 per SM of an H100 (132 SMs), enough to saturate memory bandwidth.
@@ -257,8 +187,6 @@ _CONFIGS = {
     "col": KernelConfig(block_b=32, block_k=128, num_warps=4, num_stages=2),
     "merge": KernelConfig(block_b=1, block_k=256, num_warps=4, num_stages=1),
     "row": KernelConfig(block_b=8, block_k=512, num_warps=4, num_stages=2),
-    "ce_fwd": KernelConfig(block_b=8, block_k=512, num_warps=4, num_stages=2),
-    "ce_bwd": KernelConfig(block_b=8, block_k=512, num_warps=4, num_stages=2),
 }
 
 
@@ -287,7 +215,8 @@ def row_vec(*tensors: torch.Tensor) -> int:
     return vec if aligned else 1
 
 
-def _ensure_rowmajor(t: torch.Tensor) -> torch.Tensor:
+def ensure_rowmajor(t: torch.Tensor) -> torch.Tensor:
+    """``t`` itself when its rows are contiguous (unit stride along K), else a row-major copy."""
     return t if t.stride(-1) == 1 else t.contiguous()
 
 
@@ -344,7 +273,7 @@ def sinkhorn_triton(
     scores: torch.Tensor, epsilon: float, iterations: int, process_group=None, keep: int | None = None
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """(Q (keep, K) float32 for the last ``keep`` rows, finite flag of the potentials); see the docstring."""
-    s = _ensure_rowmajor(scores)
+    s = ensure_rowmajor(scores)
     b, k = s.shape
     keep = b if keep is None else keep
     scale2 = LOG2E / epsilon
@@ -357,46 +286,3 @@ def sinkhorn_triton(
         f = _row_pass(s, g, scale2, q=q if last else None, row_start=b - keep if last else 0)
     finite = torch.isfinite(f[b - keep :]).all() & torch.isfinite(g).all()
     return q, finite
-
-
-class TritonSoftTargetCE(torch.autograd.Function):
-    """autograd Function: (scores (B,K), target (B,K) fp32, count c, temperature T) → row losses (B,) fp32."""
-
-    @staticmethod
-    def forward(ctx, scores, target, count, temperature):
-        s, t = _ensure_rowmajor(scores), _ensure_rowmajor(target)
-        b, k = s.shape
-        cfg = select_config(s.dtype, "ce_fwd")
-        lse = torch.empty(b, dtype=torch.float32, device=s.device)
-        loss = torch.empty_like(lse)
-        _swav_ce_fwd_kernel[(triton.cdiv(b, cfg.block_b),)](
-            s, t, lse, loss, b, k, s.stride(0), t.stride(0),
-            LOG2E / temperature, 1.0 / temperature, float(count),
-            BLOCK_B=cfg.block_b, BLOCK_K=cfg.block_k, ROW_VEC=row_vec(s, t),
-            num_warps=cfg.num_warps, num_stages=cfg.num_stages,
-        )
-        ctx.save_for_backward(s, t, lse)
-        ctx.count, ctx.temperature = count, temperature
-        return loss
-
-    @staticmethod
-    def backward(ctx, g_rows):
-        s, t, lse = ctx.saved_tensors
-        b, k = s.shape
-        cfg = select_config(s.dtype, "ce_bwd")
-        g_rows = g_rows.to(torch.float32).contiguous()
-        ds = torch.empty(s.shape, dtype=s.dtype, device=s.device)
-        _swav_ce_bwd_kernel[(triton.cdiv(b, cfg.block_b),)](
-            s, t, lse, g_rows, ds, b, k, s.stride(0), t.stride(0), ds.stride(0),
-            LOG2E / ctx.temperature, 1.0 / ctx.temperature, float(ctx.count),
-            BLOCK_B=cfg.block_b, BLOCK_K=cfg.block_k, ROW_VEC=row_vec(s, t, ds),
-            num_warps=cfg.num_warps, num_stages=cfg.num_stages,
-        )
-        return ds, None, None, None
-
-
-def soft_target_ce_triton(
-    scores: torch.Tensor, target: torch.Tensor, count: int, temperature: float
-) -> torch.Tensor:
-    """Per-row c·lse_b − (1/T) Σ_k t_bk s_bk (fp32), fused forward and backward kernels."""
-    return TritonSoftTargetCE.apply(scores, target.to(torch.float32), count, temperature)

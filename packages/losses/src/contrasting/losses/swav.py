@@ -33,11 +33,11 @@ from torch import nn
 
 from .infonce import resolve_backend
 from .sinkhorn import check_iterations, check_positive, check_scores, raise_nonfinite, solve
-from .sinkhorn_torch import soft_target_ce_torch
+from .soft_target_ce_torch import soft_target_ce_torch
 
 
 def _soft_target_ce_triton(scores, target, count, temperature):
-    from .sinkhorn_triton import soft_target_ce_triton  # imported lazily: CPU-only installs may lack triton
+    from .soft_target_ce_triton import soft_target_ce_triton  # imported lazily: CPU-only installs may lack triton
 
     return soft_target_ce_triton(scores, target, count, temperature)
 
