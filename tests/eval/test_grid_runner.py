@@ -119,7 +119,7 @@ def test_failures_are_recorded_and_the_grid_goes_on(tmp_path, logfile):
         assert {"python", "cpu", "cpu_count", "contrasting-eval"} <= set(by_task["ok"].versions)
         assert error_summary(by_task["raise"].error) == "ValueError: deliberate failure"
         assert "Traceback" in by_task["raise"].error
-        assert "worker process died" in by_task["exit"].error and "exit code 3" in by_task["exit"].error
+        assert "worker process died" in by_task["exit"].error and "exited with code 3" in by_task["exit"].error
         assert "killed by signal SIGKILL" in by_task["sigkill"].error
         assert "timed out after 5 s" in by_task["hang"].error
         assert store.integrity_check() == "ok"

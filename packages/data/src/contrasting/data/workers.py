@@ -44,7 +44,8 @@ class WorkerDiedError(RuntimeError):
     sample indices it held, and how it ended."""
 
 
-def _ending(exitcode: int | None) -> str:
+def describe_exit(exitcode: int | None) -> str:
+    """How a child process ended, from its ``exitcode``: "still running", "killed by signal SIGKILL", "exit code 1"."""
     if exitcode is None:
         return "still running"
     if exitcode < 0:
@@ -68,7 +69,7 @@ def describe_worker_death(iterator, sample_indices: Callable[[int], Sequence[int
         held = sorted(idx for idx, info in task_info.items() if len(info) == 1 and info[0] == wid)
         samples = [int(s) for idx in held for s in sample_indices(idx)]
         shown = ", ".join(map(str, samples[:limit])) + (f", … ({len(samples)} in all)" if len(samples) > limit else "")
-        parts.append(f"worker {wid} (pid {w.pid}) {_ending(w.exitcode)} while holding batch(es) {held or 'none'}"
+        parts.append(f"worker {wid} (pid {w.pid}) {describe_exit(w.exitcode)} while holding batch(es) {held or 'none'}"
                      f"{f' with sample indices [{shown}]' if samples else ''}")
     return "; ".join(parts) or None
 

@@ -68,24 +68,25 @@ def unit_interval(text: str) -> float:
     return value
 
 
+def _existing(text: str, folder: bool) -> Path:
+    """``text`` as a path that exists and is a folder (``folder``) or a file (not ``folder``)."""
+    path = Path(text).expanduser()
+    want, other = ("folder", "file") if folder else ("file", "folder")
+    if path.exists() and path.is_dir() != folder:
+        raise argparse.ArgumentTypeError(f"expected a {want}, got the {other} {text!r}")
+    if not path.exists():
+        raise argparse.ArgumentTypeError(f"no such {want}: {text!r}")
+    return path
+
+
 def existing_file(text: str) -> Path:
     """A path to a file that exists (not a folder)."""
-    path = Path(text).expanduser()
-    if path.is_dir():
-        raise argparse.ArgumentTypeError(f"expected a file, got the folder {text!r}")
-    if not path.exists():
-        raise argparse.ArgumentTypeError(f"no such file: {text!r}")
-    return path
+    return _existing(text, folder=False)
 
 
 def existing_dir(text: str) -> Path:
     """A path to a folder that exists."""
-    path = Path(text).expanduser()
-    if path.exists() and not path.is_dir():
-        raise argparse.ArgumentTypeError(f"expected a folder, got the file {text!r}")
-    if not path.exists():
-        raise argparse.ArgumentTypeError(f"no such folder: {text!r}")
-    return path
+    return _existing(text, folder=True)
 
 
 def output_dir(text: str) -> Path:

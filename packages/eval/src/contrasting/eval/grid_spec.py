@@ -314,14 +314,19 @@ _RUNNER_TYPES = {"workers": int, "device": str, "timeout_s": float, "lease_s": f
                  "threads_per_worker": int, "retry_failed": bool}
 
 
+def _entries(raw: Mapping, key: str, what: str, problems: list[str]) -> list:
+    """``raw[key]`` when it is a non-empty list, else [] with a problem naming ``key`` and ``what`` it lists."""
+    entries = raw.get(key) or []
+    if not isinstance(entries, list) or not entries:
+        problems.append(f"{key}: expected a non-empty list of {what}")
+        return []
+    return entries
+
+
 def _encoders_from(raw: Mapping, base: Path, problems: list[str]) -> list[GridEncoder]:
     """The ``encoders`` entries, typed; problems appended."""
     encoders = []
-    raw_encoders = raw.get("encoders") or []
-    if not isinstance(raw_encoders, list) or not raw_encoders:
-        problems.append("encoders: expected a non-empty list of encoder entries")
-        raw_encoders = []
-    for i, entry in enumerate(raw_encoders):
+    for i, entry in enumerate(_entries(raw, "encoders", "encoder entries", problems)):
         label = f"encoders[{i}]"
         entry = _expand_encoder(entry)
         if not isinstance(entry, Mapping):
@@ -347,11 +352,7 @@ def _encoders_from(raw: Mapping, base: Path, problems: list[str]) -> list[GridEn
 def _tasks_from(raw: Mapping, problems: list[str]) -> list[GridTask]:
     """The ``tasks`` entries (names or mappings), typed; problems appended."""
     tasks = []
-    raw_tasks = raw.get("tasks") or []
-    if not isinstance(raw_tasks, list) or not raw_tasks:
-        problems.append("tasks: expected a non-empty list of task names or entries")
-        raw_tasks = []
-    for i, entry in enumerate(raw_tasks):
+    for i, entry in enumerate(_entries(raw, "tasks", "task names or entries", problems)):
         entry = {"name": entry} if isinstance(entry, str) else entry
         label = f"tasks[{i}]" + (f" {entry.get('name')!r}" if isinstance(entry, Mapping) and entry.get("name") else "")
         if not isinstance(entry, Mapping) or not isinstance(entry.get("name"), str):

@@ -43,6 +43,7 @@ from multiprocessing.connection import wait as mp_wait
 from pathlib import Path
 from typing import Any
 
+from contrasting.data.workers import describe_exit
 from contrasting.encoders.provenance import environment
 from contrasting.eval.cells import (
     DEFAULT_EXECUTOR,
@@ -150,17 +151,6 @@ class _Slot:
     deadline: float = math.inf
     last_encoder: str | None = None
     bar: Any = None
-
-
-def _describe_exit(code: int | None) -> str:
-    if code is None:
-        return "still running"
-    if code < 0:
-        try:
-            return f"killed by signal {signal.Signals(-code).name}"
-        except ValueError:
-            return f"killed by signal {-code}"
-    return f"exit code {code}"
 
 
 class _Pool:
@@ -546,11 +536,11 @@ def _service(pool: _Pool, s: _Slot, store: ResultStore, runner: RunnerId, bars: 
         pool.kill(s)
         if cell is not None:
             _record_failure(pool, store, runner, bars, summary, s, cell,
-                            f"worker process died while running the cell ({_describe_exit(code)})", {}, None)
+                            f"worker process died while running the cell ({describe_exit(code)})", {}, None)
         elif not was_ready:
             pool.start_failures += 1
             if pool.start_failures >= WORKER_START_FAILURES:
-                raise RunnerError(f"worker processes die before running any cell ({_describe_exit(code)}); "
+                raise RunnerError(f"worker processes die before running any cell ({describe_exit(code)}); "
                                   f"executor {pool.executor!r}")
         pool.start(s)
 

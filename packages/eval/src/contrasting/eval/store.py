@@ -209,6 +209,23 @@ def _row(r: tuple) -> CellRow:
 # ------------------------------------------------------------------------------------------------- store
 
 
+# A cell's attempt ends: count it, release the claim, keep the first start time. Parameters: the status-specific
+# columns, then started, finished, key.
+_END_ATTEMPT = ("attempts=attempts+1, claimed_by=NULL, claim_host=NULL, claim_pid=NULL, claim_pid_start=NULL, "
+                "lease_until=NULL, started=COALESCE(?, started), finished=? WHERE key=? AND status!='done'")
+_MARK_DONE = ("UPDATE cells SET status='done', score=?, val_score=?, metrics_json=?, timings_json=?, versions_json=?, "
+              "error=NULL, " + _END_ATTEMPT)
+_MARK_FAILED = "UPDATE cells SET status='failed', error=?, timings_json=?, versions_json=?, " + _END_ATTEMPT
+
+
+def _insert_attempt(db, key: str, runner: str | None, status: str, error: str | None, started: float | None,
+                    finished: float) -> None:
+    """One row of the attempts log (wall time from ``started`` when known)."""
+    wall = None if started is None else finished - started
+    db.execute("INSERT INTO attempts (key, runner, status, error, started, finished, wall_s) VALUES "
+               "(?, ?, ?, ?, ?, ?, ?)", (key, runner, status, error, started, finished, wall))
+
+
 class ResultStore:
     """One SQLite results store (see the module docstring for the contract).
 
@@ -485,9 +502,7 @@ class ResultStore:
         started = db.execute("SELECT started FROM cells WHERE key=?", (key,)).fetchone()[0]
         db.execute("UPDATE cells SET status='pending', claimed_by=NULL, claim_host=NULL, claim_pid=NULL, "
                    "claim_pid_start=NULL, lease_until=NULL WHERE key=?", (key,))
-        db.execute("INSERT INTO attempts (key, runner, status, error, started, finished, wall_s) VALUES "
-                   "(?, ?, 'abandoned', ?, ?, ?, ?)", (key, runner, reason, started, now,
-                                                       None if started is None else now - started))
+        _insert_attempt(db, key, runner, "abandoned", reason, started, now)
 
     def reset_failed(self, spec_hash: str) -> int:
         """Return the failed cells of ``spec_hash`` to ``pending`` (their errors stay in the attempt history)."""
@@ -505,19 +520,13 @@ class ResultStore:
         """Record a finished cell in one transaction. Returns False (and records only the attempt) when the
         cell is already ``done``: a duplicate never overwrites or adds a result."""
         finished = time.time() if finished is None else finished
-        wall = None if started is None else finished - started
         with self.transaction() as db:
             cur = db.execute(
-                "UPDATE cells SET status='done', score=?, val_score=?, metrics_json=?, timings_json=?, versions_json=?,"
-                " error=NULL, attempts=attempts+1, claimed_by=NULL, claim_host=NULL, claim_pid=NULL, "
-                "claim_pid_start=NULL, lease_until=NULL, started=COALESCE(?, started), finished=? "
-                "WHERE key=? AND status!='done'",
+                _MARK_DONE,
                 (score, val_score, _dumps(dict(metrics or {})), _dumps(dict(timings or {})),
                  _dumps(dict(versions or {})), started, finished, key))
             applied = cur.rowcount == 1
-            db.execute("INSERT INTO attempts (key, runner, status, error, started, finished, wall_s) VALUES "
-                       "(?, ?, ?, NULL, ?, ?, ?)", (key, runner_id, "done" if applied else "duplicate", started,
-                                                    finished, wall))
+            _insert_attempt(db, key, runner_id, "done" if applied else "duplicate", None, started, finished)
         return applied
 
     def record_failed(self, key: str, runner_id: str | None, error: str, *, timings: Mapping | None = None,
@@ -527,17 +536,12 @@ class ResultStore:
         is now running under another runner's claim (then only the attempt is recorded). Returns whether the
         cell's status changed."""
         finished = time.time() if finished is None else finished
-        wall = None if started is None else finished - started
         with self.transaction() as db:
             cur = db.execute(
-                "UPDATE cells SET status='failed', error=?, timings_json=?, versions_json=?, attempts=attempts+1, "
-                "claimed_by=NULL, claim_host=NULL, claim_pid=NULL, claim_pid_start=NULL, lease_until=NULL, "
-                "started=COALESCE(?, started), finished=? WHERE key=? AND status!='done' AND "
-                "(status!='running' OR claimed_by IS ? OR ? IS NULL)",
+                _MARK_FAILED + " AND (status!='running' OR claimed_by IS ? OR ? IS NULL)",
                 (error, _dumps(dict(timings or {})), _dumps(dict(versions or {})), started, finished, key,
                  runner_id, runner_id))
-            db.execute("INSERT INTO attempts (key, runner, status, error, started, finished, wall_s) VALUES "
-                       "(?, ?, 'failed', ?, ?, ?, ?)", (key, runner_id, error, started, finished, wall))
+            _insert_attempt(db, key, runner_id, "failed", error, started, finished)
             return cur.rowcount == 1
 
     def ingest(self, token: str, record: Mapping) -> str:
@@ -554,28 +558,21 @@ class ResultStore:
             if row is None:
                 return "unknown"
             started, finished = record.get("started"), record.get("finished") or time.time()
-            wall = None if started is None else finished - started
             runner = record.get("runner")
             if record["status"] == "done":
                 cur = db.execute(
-                    "UPDATE cells SET status='done', score=?, val_score=?, metrics_json=?, timings_json=?, "
-                    "versions_json=?, error=NULL, attempts=attempts+1, claimed_by=NULL, claim_host=NULL, "
-                    "claim_pid=NULL, claim_pid_start=NULL, lease_until=NULL, started=COALESCE(?, started), finished=? "
-                    "WHERE key=? AND status!='done'",
+                    _MARK_DONE,
                     (float(record["score"]), record.get("val_score"), _dumps(record.get("metrics") or {}),
                      _dumps(record.get("timings") or {}), _dumps(record.get("versions") or {}), started, finished,
                      key))
             else:
                 cur = db.execute(
-                    "UPDATE cells SET status='failed', error=?, timings_json=?, versions_json=?, attempts=attempts+1,"
-                    " claimed_by=NULL, claim_host=NULL, claim_pid=NULL, claim_pid_start=NULL, lease_until=NULL, "
-                    "started=COALESCE(?, started), finished=? WHERE key=? AND status!='done'",
+                    _MARK_FAILED,
                     (str(record.get("error") or "failed"), _dumps(record.get("timings") or {}),
                      _dumps(record.get("versions") or {}), started, finished, key))
             outcome = "applied" if cur.rowcount else "duplicate"
             status = record["status"] if outcome == "applied" else "duplicate"
-            db.execute("INSERT INTO attempts (key, runner, status, error, started, finished, wall_s) VALUES "
-                       "(?, ?, ?, ?, ?, ?, ?)", (key, runner, status, record.get("error"), started, finished, wall))
+            _insert_attempt(db, key, runner, status, record.get("error"), started, finished)
             db.execute("INSERT INTO ingested VALUES (?, ?, ?, ?)", (token, key, outcome, time.time()))
             return outcome
 

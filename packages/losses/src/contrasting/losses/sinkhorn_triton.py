@@ -190,11 +190,16 @@ _CONFIGS = {
 }
 
 
-def select_config(dtype: torch.dtype, kernel: str) -> KernelConfig:
-    """Tile sizes of ``kernel`` in KERNELS for scores of ``dtype`` (one per kernel: few compiled variants)."""
+def config_for(table: dict[str, KernelConfig], dtype: torch.dtype, kernel: str) -> KernelConfig:
+    """``table[kernel]`` for scores of ``dtype``, which must be one of SCORE_DTYPES."""
     if dtype not in SCORE_DTYPES:
         raise TypeError(f"scores: the Triton kernels take float16, bfloat16 or float32, got {dtype}")
-    return _CONFIGS[kernel]
+    return table[kernel]
+
+
+def select_config(dtype: torch.dtype, kernel: str) -> KernelConfig:
+    """Tile sizes of ``kernel`` in KERNELS for scores of ``dtype`` (one per kernel: few compiled variants)."""
+    return config_for(_CONFIGS, dtype, kernel)
 
 
 def col_rows_per_split(b: int, k: int, cfg: KernelConfig) -> int:

@@ -20,7 +20,18 @@ import triton
 import triton.language as tl
 
 from ._log2 import LN2_C, LOG2E, LOG2E_C
-from .sinkhorn_triton import SCORE_DTYPES, KernelConfig, ensure_rowmajor, row_vec
+from .sinkhorn_triton import KernelConfig, config_for, ensure_rowmajor, row_vec
+
+
+@triton.jit
+def _row_block(S_ptr, T_ptr, B, stride_sb, stride_tb, BLOCK_B: tl.constexpr, ROW_VEC: tl.constexpr):
+    """This program's BLOCK_B rows: (indices, in-range mask, row pointers into S and T). Strides are rounded
+    down to ROW_VEC, a no-op the launcher checked that tells the compiler rows are 16-byte aligned."""
+    offs_b = tl.program_id(0) * BLOCK_B + tl.arange(0, BLOCK_B)
+    rows = offs_b.to(tl.int64)[:, None]
+    s_rows = S_ptr + rows * ((stride_sb // ROW_VEC) * ROW_VEC)
+    t_rows = T_ptr + rows * ((stride_tb // ROW_VEC) * ROW_VEC)
+    return offs_b, offs_b < B, s_rows, t_rows
 
 
 @triton.jit
@@ -31,12 +42,7 @@ def _swav_ce_fwd_kernel(
     ROW_VEC: tl.constexpr,  # as in _sinkhorn_col_kernel
 ):
     K = (K // ROW_VEC) * ROW_VEC  # a no-op (the launcher checked): tells the compiler rows are 16-byte aligned
-    stride_sb = (stride_sb // ROW_VEC) * ROW_VEC
-    stride_tb = (stride_tb // ROW_VEC) * ROW_VEC
-    offs_b = tl.program_id(0) * BLOCK_B + tl.arange(0, BLOCK_B)
-    row_ok = offs_b < B
-    s_rows = S_ptr + offs_b.to(tl.int64)[:, None] * stride_sb
-    t_rows = T_ptr + offs_b.to(tl.int64)[:, None] * stride_tb
+    offs_b, row_ok, s_rows, t_rows = _row_block(S_ptr, T_ptr, B, stride_sb, stride_tb, BLOCK_B, ROW_VEC)
     m = tl.full((BLOCK_B,), float("-inf"), dtype=tl.float32)
     l = tl.zeros((BLOCK_B,), dtype=tl.float32)
     dot = tl.zeros((BLOCK_B,), dtype=tl.float32)
@@ -64,14 +70,8 @@ def _swav_ce_bwd_kernel(
     ROW_VEC: tl.constexpr,  # as in _sinkhorn_col_kernel
 ):
     K = (K // ROW_VEC) * ROW_VEC  # a no-op (the launcher checked): tells the compiler rows are 16-byte aligned
-    stride_sb = (stride_sb // ROW_VEC) * ROW_VEC
-    stride_tb = (stride_tb // ROW_VEC) * ROW_VEC
-    stride_db = (stride_db // ROW_VEC) * ROW_VEC
-    offs_b = tl.program_id(0) * BLOCK_B + tl.arange(0, BLOCK_B)
-    row_ok = offs_b < B
-    s_rows = S_ptr + offs_b.to(tl.int64)[:, None] * stride_sb
-    t_rows = T_ptr + offs_b.to(tl.int64)[:, None] * stride_tb
-    d_rows = DS_ptr + offs_b.to(tl.int64)[:, None] * stride_db
+    offs_b, row_ok, s_rows, t_rows = _row_block(S_ptr, T_ptr, B, stride_sb, stride_tb, BLOCK_B, ROW_VEC)
+    d_rows = DS_ptr + offs_b.to(tl.int64)[:, None] * ((stride_db // ROW_VEC) * ROW_VEC)
     lse2 = tl.load(LSE_ptr + offs_b, mask=row_ok, other=0.0) * LOG2E_C
     g = tl.load(G_ptr + offs_b, mask=row_ok, other=0.0) * inv_temp
     for k0 in range(0, K, BLOCK_K):
@@ -96,9 +96,7 @@ _CONFIGS = {
 
 def select_config(dtype: torch.dtype, kernel: str) -> KernelConfig:
     """Tile sizes of ``kernel`` in KERNELS for scores of ``dtype``."""
-    if dtype not in SCORE_DTYPES:
-        raise TypeError(f"scores: the Triton kernels take float16, bfloat16 or float32, got {dtype}")
-    return _CONFIGS[kernel]
+    return config_for(_CONFIGS, dtype, kernel)
 
 
 class TritonSoftTargetCE(torch.autograd.Function):
