@@ -42,10 +42,10 @@ def test_world_contract(world_root):
     """What this package assumes of the shapes world: its task names, depth units and where it lies."""
     import contrasting.data.builtin as builtin
     from contrasting.eval._adapters import world_dir
-    from contrasting.eval.tasks import WORLD_DEPTH_SCALE
 
     assert {get_task(t).layout.options["world_task"] for t in BUILTIN} == set(world_tasks())
-    assert WORLD_DEPTH_SCALE == 1 / builtin.DEPTH_SCALE
+    assert get_task("shapes-depth").layout.options["depth_scale"] == 1 / builtin.DEPTH_SCALE
+    assert {get_task(t).metric for t in BUILTIN} == {w.metric for w in builtin.TASKS.values()}
     folder = world_dir(world_root)
     assert (folder / "manifest.json").is_file() and folder.parent == world_root
     assert world_dir(folder) == folder  # a world folder given directly

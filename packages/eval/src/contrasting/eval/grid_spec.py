@@ -53,8 +53,6 @@ from typing import Any
 import yaml
 
 ENCODER_KINDS = ("checkpoint", "run", "random", "supervised")
-LEVELS = ("image", "pixel")
-KINDS = ("semantic", "structural")
 # Names a `contrasting pretrain` run directory is searched for, in this order, before any other checkpoint
 # file (see `find_run_checkpoint`); the encoders package can replace the rule through `run_resolver`.
 RUN_CHECKPOINT_NAMES = ("encoder.pt", "backbone.pt", "final.pt", "checkpoint.pt", "model.pt")

@@ -15,12 +15,14 @@ from pathlib import Path
 
 import matplotlib
 
+from contrasting.data.vocabulary import GROUP_NAMES
+
 matplotlib.use("Agg")  # headless: figures are only ever written to files
 import matplotlib.pyplot as plt
 import numpy as np
 
 DPI = 100
-GROUPS = ("image semantic", "image structural", "pixel semantic", "pixel structural")
+GROUPS = GROUP_NAMES
 GROUP_COLOURS = {"image semantic": "#1f77b4", "image structural": "#ff7f0e", "pixel semantic": "#2ca02c",
                  "pixel structural": "#d62728"}
 METHOD_PALETTE = ("#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#8c564b", "#e377c2", "#17becf", "#bcbd22")

@@ -46,9 +46,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from contrasting.data.vocabulary import KINDS, LEVELS
+
 ROLES = ("ssl", "supervised", "random")
-LEVELS = ("image", "pixel")
-KINDS = ("semantic", "structural")
 # The score a perfect prediction gets, per metric: gains are measured as the share of the way from the trivial
 # baseline to it.
 PERFECT_SCORE = {"top1": 1.0, "top5": 1.0, "acc": 1.0, "accuracy": 1.0, "miou": 1.0, "miou_no_bg": 1.0, "iou": 1.0,

@@ -25,8 +25,9 @@ import os
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-GROUPS = ("image", "pixel")
-KINDS = ("semantic", "structural")
+from contrasting.data.vocabulary import KINDS, LEVELS
+
+GROUPS = LEVELS  # a task's ``group`` field holds its level
 TARGETS = ("class", "mask", "binary", "depth", "flow")
 DEFAULT_DATA = "~/.cache/contrasting/data"
 WORLD_SUBDIR = "shapes-world"
@@ -472,44 +473,77 @@ register_task(_pixel(
 # --------------------------------------------------------------------------------------------------------
 
 _WORLD_SIZE = (64, 64)
-WORLD_DEPTH_SCALE = 1e-4  # = 1 / contrasting.data.builtin.DEPTH_SCALE: uint16 units → background-plane units
-
-
-def _builtin(name, world_task, title, group, kind, reader, structure, target, head, loss, metric, *, higher=True,
-             frames=1, epochs=20, batch=32, lr=1e-3, options=None, pooling=1) -> TaskSpec:
-    base = f"tasks/{world_task}"
-    if reader == "image_folder":
-        paths = {s: f"{base}/{s}" for s in ("train", "val", "test")}
-    else:
-        paths = {s: f"{base}/{s}.txt" for s in ("train", "val", "test")}
-    layout = Layout(reader, paths, f"{base}/" + structure, {"base": base, "world_task": world_task, **(options or {})})
-    return TaskSpec(name=name, title=title, group=group, kind=kind, layout=layout, target=target, num_classes=None,
-                    head=head, loss=loss, metric=metric, higher_is_better=higher, schedule=Schedule(epochs, batch, lr),
-                    subdir=WORLD_SUBDIR, env="CONTRASTING_DATA_SHAPES_WORLD", image_size=_WORLD_SIZE, frames=frames,
-                    builtin=True, source=f"contrasting.data.builtin task {world_task!r}", pooling=pooling)
-
-
 _FOLDER = "{train,val,test}/<NN>_<class>/<index>.png   (image folders; manifest.json names the classes)"
 _PAIRS = "{{train,val,test}}.txt: '<split>/images/<i>.png,<split>/targets/<i>.png' (pair lists; target PNG: {})"
 
-register_task(_builtin("shapes-shape", "shape-cls", "Shapes world: dominant shape class", "image", "semantic",
-                       "image_folder", _FOLDER, "class", "linear", "ce", "top1"))
-register_task(_builtin("shapes-texture", "texture-cls", "Shapes world: background texture class", "image",
-                       "semantic", "image_folder", _FOLDER, "class", "linear", "ce", "top1"))
-register_task(_builtin("shapes-digit", "digit-cls", "Shapes world: digit class", "image", "semantic", "image_folder",
-                       _FOLDER, "class", "linear", "ce", "top1"))
-register_task(_builtin("shapes-count", "count", "Shapes world: object count", "image", "structural", "image_folder",
-                       _FOLDER, "class", "linear", "ce", "top1"))
-register_task(_builtin("shapes-camera-shift", "camera-shift", "Shapes world: camera shift between two views", "image",
-                       "structural", "file_list",
-                       "{train,val,test}.txt: '<split>/a/<i>.png,<split>/b/<i>.png,<label>' (view-pair lists)",
-                       "class", "mlp", "ce", "top1", frames=2, pooling=2))
-register_task(_builtin("shapes-segmentation", "shape-seg", "Shapes world: shape segmentation", "pixel", "semantic",
-                       "pair_list", _PAIRS.format("uint8 class, 0 = background"), "mask", "unet", "ce", "miou",
-                       epochs=10, batch=16, options={"target": "mask"}))
-register_task(_builtin("shapes-foreground", "foreground", "Shapes world: foreground mask", "pixel", "semantic",
-                       "pair_list", _PAIRS.format("uint8, 1 = any object"), "binary", "unet", "bce", "iou",
-                       epochs=10, batch=16, options={"target": "binary"}))
-register_task(_builtin("shapes-depth", "depth", "Shapes world: depth", "pixel", "structural", "pair_list",
-                       _PAIRS.format("uint16 depth · 10000, background 1.0"), "depth", "unet", "l1", "l1", higher=False,
-                       epochs=10, batch=16, options={"target": "depth", "depth_scale": WORLD_DEPTH_SCALE}))
+
+@dataclass(frozen=True)
+class BuiltinProtocol:
+    """How eval reads and scores a built-in task of one data ``kind`` (``contrasting.data.builtin.KINDS``)."""
+
+    reader: str
+    structure: str
+    target: str
+    head: str
+    loss: str
+    epochs: int = 20
+    batch: int = 32
+    frames: int = 1
+    pooling: int = 1
+    options: tuple = ()
+
+
+# The data package owns the built-in tasks (name, group, kind, metric, description: its registry); eval adds, per
+# kind, the reader, head and schedule.
+BUILTIN_PROTOCOLS = {
+    "classification": BuiltinProtocol("image_folder", _FOLDER, "class", "linear", "ce"),
+    "pair-classification": BuiltinProtocol(
+        "file_list", "{train,val,test}.txt: '<split>/a/<i>.png,<split>/b/<i>.png,<label>' (view-pair lists)",
+        "class", "mlp", "ce", frames=2, pooling=2),
+    "segmentation": BuiltinProtocol("pair_list", _PAIRS.format("uint8 class, 0 = background"), "mask", "unet", "ce",
+                                    epochs=10, batch=16, options=(("target", "mask"),)),
+    "binary-mask": BuiltinProtocol("pair_list", _PAIRS.format("uint8, 1 = any object"), "binary", "unet", "bce",
+                                   epochs=10, batch=16, options=(("target", "binary"),)),
+    "depth": BuiltinProtocol("pair_list", _PAIRS.format("uint16 depth · 10000, background 1.0"), "depth", "unet",
+                             "l1", epochs=10, batch=16, options=(("target", "depth"), ("depth_scale", "world"))),
+}
+# eval's name of a world task: "shapes-" + the world name without "-cls"; these read better spelled out.
+_BUILTIN_NAMES = {"shape-seg": "shapes-segmentation"}
+
+
+def builtin_task_name(world_task: str) -> str:
+    """The catalog name of the world's task ``world_task``: shape-cls → shapes-shape, count → shapes-count."""
+    return _BUILTIN_NAMES.get(world_task, "shapes-" + world_task.removesuffix("-cls"))
+
+
+def builtin_task_spec(world_task) -> TaskSpec:
+    """The catalog entry of one world task (``contrasting.data.builtin.TaskSpec``), its protocol by its kind."""
+    from contrasting.data.builtin import DEPTH_SCALE
+    from contrasting.data.vocabulary import split_group_title
+
+    proto = BUILTIN_PROTOCOLS[world_task.kind]
+    level, kind = split_group_title(world_task.group)
+    base = f"tasks/{world_task.name}"
+    if proto.reader == "image_folder":
+        paths = {s: f"{base}/{s}" for s in ("train", "val", "test")}
+    else:
+        paths = {s: f"{base}/{s}.txt" for s in ("train", "val", "test")}
+    options = {k: (1 / DEPTH_SCALE if v == "world" else v) for k, v in proto.options}
+    layout = Layout(proto.reader, paths, f"{base}/" + proto.structure,
+                    {"base": base, "world_task": world_task.name, **options})
+    return TaskSpec(name=builtin_task_name(world_task.name), title=f"Shapes world: {world_task.description}",
+                    group=level, kind=kind, layout=layout, target=proto.target, num_classes=None, head=proto.head,
+                    loss=proto.loss, metric=world_task.metric, higher_is_better=world_task.higher_is_better,
+                    schedule=Schedule(proto.epochs, proto.batch, 1e-3), subdir=WORLD_SUBDIR,
+                    env="CONTRASTING_DATA_SHAPES_WORLD", image_size=_WORLD_SIZE, frames=proto.frames, builtin=True,
+                    source=f"contrasting.data.builtin task {world_task.name!r}", pooling=proto.pooling)
+
+
+def _register_builtin_tasks() -> None:
+    from contrasting.data.builtin import TASKS as WORLD_TASKS
+
+    for world_task in WORLD_TASKS.values():
+        register_task(builtin_task_spec(world_task))
+
+
+_register_builtin_tasks()

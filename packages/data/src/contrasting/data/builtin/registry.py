@@ -21,8 +21,9 @@ from dataclasses import dataclass, field, fields
 import numpy as np
 
 from contrasting.data.builtin.scene import SceneSpec
+from contrasting.data.vocabulary import GROUP_TITLES
 
-GROUPS = ("image-level semantic", "image-level structural", "pixel-wise semantic", "pixel-wise structural")
+GROUPS = GROUP_TITLES
 SPLITS = ("train", "val", "test")
 CORPUS_SPLIT = "train"  # a pre-training corpus has a single split
 
