@@ -22,7 +22,8 @@ from hypothesis import strategies as st
 
 from contrasting.data.atomic import remove_stale_temps
 from contrasting.encoders import build_backbone, cli, trainer
-from contrasting.encoders.config import DataSection, TrainSection, load_yaml, parse_override, resolve_config
+from contrasting.encoders.config import DataSection, TrainSection, load_yaml, resolve_config
+from contrasting.encoders.overrides import parse_override
 
 HYPOTHESIS = settings(max_examples=25, deadline=None)
 

@@ -20,12 +20,12 @@ from contrasting.encoders.config import (
     config_path,
     load_yaml,
     merge,
-    parse_override,
     resolve_config,
     shipped_configs,
 )
 from contrasting.encoders.methods import METHODS
 from contrasting.encoders.optim import OPTIMIZERS
+from contrasting.encoders.overrides import parse_override
 
 README = Path(__file__).resolve().parents[2] / "packages" / "encoders" / "README.md"
 STUDY = Path(__file__).resolve().parents[2] / "packages" / "eval" / "src" / "contrasting" / "eval" / "configs" / \

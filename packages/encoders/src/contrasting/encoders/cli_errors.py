@@ -43,12 +43,14 @@ def usage_errors() -> tuple[type[BaseException], ...]:
     return tuple(kinds)
 
 
-def fault_errors() -> tuple[type[BaseException], ...]:
-    """Exception types that mean the run itself failed (exit status 1)."""
-    from .checkpoints import CheckpointError
-    from .trainer import NonFiniteLossError
+_FAULTS = (("contrasting.encoders.trainer", "NonFiniteLossError"),
+           ("contrasting.encoders.checkpoints", "CheckpointError"))
 
-    return (NonFiniteLossError, CheckpointError)
+
+def fault_errors() -> tuple[type[BaseException], ...]:
+    """Exception types that mean the run itself failed (exit status 1). Only those of modules already imported:
+    an error of a type whose module was never imported cannot exist, and formatting an error stays torch-free."""
+    return tuple(getattr(sys.modules[module], name) for module, name in _FAULTS if module in sys.modules)
 
 
 def take_debug_flag(argv: list[str]) -> tuple[list[str], bool]:
@@ -69,7 +71,9 @@ def debugging() -> bool:
 def describe(error: BaseException) -> str:
     """One line for ``error``: an OS error as ``<reason>: <path>``, a known error as its message, anything else
     as ``<Type>: <message> (--debug shows the traceback)``."""
-    if isinstance(error, OSError) and error.strerror:
+    if isinstance(error, KeyError) and error.args:  # str() of a KeyError quotes its message
+        text = str(error.args[0])
+    elif isinstance(error, OSError) and error.strerror:
         where = f": {error.filename}" if error.filename is not None else ""
         also = f" -> {error.filename2}" if error.filename2 is not None else ""
         text = f"{error.strerror}{where}{also}"
@@ -78,6 +82,11 @@ def describe(error: BaseException) -> str:
         if not isinstance(error, usage_errors() + fault_errors()):
             text = f"{type(error).__name__}: {text} ({DEBUG_FLAG} shows the traceback)"
     return " ".join(text.split())
+
+
+def error_line(command: str, error: BaseException) -> str:
+    """``contrasting <command>: error: <describe(error)>``: the one line of a failed command."""
+    return f"contrasting {command}: error: {describe(error)}"
 
 
 def exit_status(error: BaseException) -> int:
@@ -97,5 +106,5 @@ def run_command(name: str, run: Callable[[], int | None], *, debug: bool = False
         print(f"contrasting {name}: interrupted (a rerun resumes where it stopped)", file=sys.stderr)
         return INTERRUPTED
     except Exception as error:  # the command line's last resort: one line instead of a traceback
-        print(f"contrasting {name}: error: {describe(error)}", file=sys.stderr)
+        print(error_line(name, error), file=sys.stderr)
         return exit_status(error)

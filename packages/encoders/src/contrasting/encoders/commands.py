@@ -107,8 +107,9 @@ def _run_folders(out: Path) -> list[Path]:
 def _run_pretrain(args: argparse.Namespace) -> int:
     import yaml  # subcommands import their dependencies when they run
 
-    from .config import load_yaml, parse_override, resolve_config
+    from .config import load_yaml, resolve_config
     from .methods import method_spec
+    from .overrides import parse_override
 
     layers = [load_yaml(path) for path in args.config]
     layers.append(_flag_layer(args))

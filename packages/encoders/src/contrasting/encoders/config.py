@@ -40,6 +40,7 @@ from .backbones import BACKBONES
 from .field_checks import field_check, value_problem
 from .methods import METHODS
 from .optim import OPTIMIZERS, check_zero_stage
+from .overrides import container, first_line, omegaconf
 from .registry import make_config, unknown
 
 
@@ -138,23 +139,12 @@ def raise_all(errors: list[Exception]) -> None:
         raise ConfigErrors(errors)
 
 
-def _omegaconf():
-    from omegaconf import OmegaConf  # imported when a config is read: ``contrasting --help`` stays light
-
-    return OmegaConf
-
-
-def _container(node) -> Any:
-    """A plain Python value (dict, list, scalars) of an OmegaConf node, interpolations left as written."""
-    return _omegaconf().to_container(node, resolve=False)
-
-
 def merge(base: dict, update: dict) -> dict:
     """A copy of ``base`` with ``update`` merged in (``OmegaConf.merge``: dicts key by key, lists and other values
     replaced); a plain dict, ``${...}`` interpolations kept as written (``resolve_config`` resolves them)."""
-    conf = _omegaconf()
+    conf = omegaconf()
     base, update = _plain(base), _plain(update)
-    return _container(conf.merge(conf.create(_replaced(base, update)), conf.create(update)))
+    return container(conf.merge(conf.create(_replaced(base, update)), conf.create(update)))
 
 
 def _replaced(base: dict, update: dict) -> dict:
@@ -167,20 +157,6 @@ def _replaced(base: dict, update: dict) -> dict:
         elif key not in update or isinstance(value, dict) == isinstance(update[key], dict):
             out[key] = value
     return out
-
-
-def parse_override(text: str) -> dict:
-    """``"a.b.c=value"`` → ``{"a": {"b": {"c": value}}}`` (``OmegaConf.from_dotlist``), ``value`` parsed as YAML
-    (``3``, ``1e-4``, ``[0, 1]``, ``~``); a malformed override raises ``ValueError`` naming it."""
-    key, sep, _ = text.partition("=")
-    if not sep or not key or any(not part.strip() for part in key.split(".")):
-        raise ValueError(f"override {text!r}: expected key.path=value, e.g. train.epochs=3")
-    try:
-        return _container(_omegaconf().from_dotlist([text]))
-    except yaml.YAMLError as error:
-        raise ValueError(f"override {text!r}: the value is not valid YAML ({_first_line(error)})") from None
-    except Exception as error:  # omegaconf's own errors (a key it cannot hold)
-        raise ValueError(f"override {text!r}: {_first_line(error)}") from None
 
 
 def load_yaml(path: str | Path) -> dict:
@@ -201,17 +177,13 @@ def load_yaml(path: str | Path) -> dict:
         if not isinstance(data, dict):
             raise ValueError(f"{path}: expected a YAML mapping of sections ({', '.join(SECTIONS)}), "
                              f"got {type(data).__name__}")
-        return _container(_omegaconf().create(text))
+        return container(omegaconf().create(text))
     except yaml.YAMLError as error:
-        raise ValueError(f"{path}: not valid YAML ({_first_line(error)})") from None
+        raise ValueError(f"{path}: not valid YAML ({first_line(error)})") from None
     except ValueError:
         raise
     except Exception as error:  # omegaconf's own errors (a key it cannot hold)
-        raise ValueError(f"{path}: {_first_line(error)}") from None
-
-
-def _first_line(error: BaseException) -> str:
-    return " ".join(str(error).split())[:300]
+        raise ValueError(f"{path}: {first_line(error)}") from None
 
 
 def _plain(node):
@@ -226,14 +198,14 @@ def _plain(node):
 def resolve_interpolations(tree: dict) -> dict:
     """``tree`` with its ``${...}`` interpolations resolved (``${method.name}``, ``${oc.env:DATA,/data}``); one
     that cannot be resolved raises ``ValueError`` naming its key."""
-    conf = _omegaconf()
+    conf = omegaconf()
     node = conf.create(_plain(tree))
     try:
         return conf.to_container(node, resolve=True)
     except Exception as error:  # omegaconf's InterpolationResolutionError and kin, which name the full key
         key = getattr(error, "full_key", None)
         raise ValueError(f"{key + ': ' if key else ''}cannot resolve an interpolation "
-                         f"({_first_line(error).split(chr(10))[0]})") from None
+                         f"({first_line(error).split(chr(10))[0]})") from None
 
 
 def shipped_configs() -> dict[str, Path]:

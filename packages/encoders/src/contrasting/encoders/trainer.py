@@ -152,6 +152,7 @@ class RunLog:
 
     def __init__(self, path: Path, enabled: bool, loggers=("jsonl",), config: dict | None = None):
         self.path, self.enabled = path, enabled
+        self.config = config  # the resolved run config, recorded with the start event
         self.loggers = open_loggers(loggers, path.parent, config) if enabled else []
 
     def event(self, event: str, **fields) -> None:
@@ -311,7 +312,7 @@ def _resume_or_start(config: RunConfig, info: DistInfo, plan: _Plan, method: Met
     log.event("start", total_steps=plan.total_steps, steps_per_epoch=plan.steps_per_epoch,
               global_batch=plan.global_batch, world_size=info.world_size, device=str(info.device),
               precision=plan.precision, channels_last=plan.layout == torch.channels_last,
-              threads=torch.get_num_threads(), environment=environment(), config=config.to_dict())
+              threads=torch.get_num_threads(), environment=environment(), config=log.config)
     return None
 
 
@@ -428,10 +429,11 @@ def pretrain(config: RunConfig, data=None) -> PretrainResult:
     info = setup_distributed()
     _quiet_deepspeed()
     out = Path(config.train.output_dir)
+    resolved = config.to_dict()
     if info.is_main:
         out.mkdir(parents=True, exist_ok=True)
-        atomic_write_bytes(out / "config.yaml", yaml.safe_dump(config.to_dict(), sort_keys=False).encode())
-    log = RunLog(out / "log.jsonl", info.is_main, config.train.loggers, config.to_dict())
+        atomic_write_bytes(out / "config.yaml", yaml.safe_dump(resolved, sort_keys=False).encode())
+    log = RunLog(out / "log.jsonl", info.is_main, config.train.loggers, resolved)
     method, source = _build(config, info, data)
     meta = {"method": config.method, "seed": config.train.seed, "corpus": config.data.corpus, "run": str(out)}
     if not method.trainable:

@@ -34,7 +34,7 @@ from contrasting.encoders.cli_args import (
     output_file_or_stdout,
     positive_int,
 )
-from contrasting.encoders.cli_errors import debugging, describe, usage_errors
+from contrasting.encoders.cli_errors import debugging, error_line, usage_errors
 from contrasting.eval.grid_spec import catalog_hparam_check
 from contrasting.eval.tasks import TASKS, TaskDataError, check_data, list_tasks
 
@@ -47,18 +47,6 @@ class OneLineParser(argparse.ArgumentParser):
     def error(self, message: str) -> NoReturn:
         """Print ``<prog>: error: <message>`` on one line and exit with status 2."""
         self.exit(2, f"{self.prog}: error: {' '.join(message.split())}\n")
-
-
-def error_line(command: str, error: BaseException) -> str:
-    """``contrasting <command>: error: <message>``, one line, for an error a command reports itself (a
-    ``KeyError`` by its message, an OS error as ``<reason>: <path>``)."""
-    if isinstance(error, KeyError) and error.args:
-        text = str(error.args[0])
-    elif isinstance(error, OSError):
-        text = describe(error)
-    else:
-        text = str(error).strip() or type(error).__name__
-    return f"contrasting {command}: error: {' '.join(text.split())}"
 
 
 def parse_or_status(parser: argparse.ArgumentParser, argv: list[str] | None) -> argparse.Namespace | int:
@@ -177,28 +165,20 @@ def device_arg(text: str) -> str:
 
 
 def _key_values(text: str) -> dict:
-    """``lr=1e-3,epochs=5`` → ``{"lr": 0.001, "epochs": 5}`` (values read as YAML, like every override)."""
-    import yaml
+    """``lr=1e-3,epochs=5`` → ``{"lr": 0.001, "epochs": 5}``: each item read as an override
+    (``contrasting.encoders.overrides.parse_override``), so values mean what they mean in a config."""
+    from contrasting.encoders.overrides import parse_override
 
     setting = {}
     for item in text.split(","):
-        key, sep, raw = item.partition("=")
-        if not sep or not key.strip():
+        key, sep, _ = item.partition("=")
+        if not sep or not key.strip() or "." in key:
             raise argparse.ArgumentTypeError(f"expected key=value[,key=value...] or a JSON list, got {text!r}")
         try:
-            value = yaml.safe_load(raw)
-        except yaml.YAMLError:
-            raise argparse.ArgumentTypeError(f"{key.strip()}: {raw!r} is not a value") from None
-        setting[key.strip()] = float(value) if isinstance(value, str) and _is_number(value) else value
+            setting.update(parse_override(item.strip()))
+        except ValueError as error:
+            raise argparse.ArgumentTypeError(str(error)) from None
     return setting
-
-
-def _is_number(text: str) -> bool:
-    try:
-        float(text)
-    except ValueError:
-        return False
-    return True
 
 
 def hparams_arg(text: str) -> list[dict]:

@@ -24,9 +24,9 @@ from contrasting.encoders.cli_args import (
     positive_float,
     positive_int,
 )
-from contrasting.encoders.cli_errors import debugging, usage_errors
+from contrasting.encoders.cli_errors import debugging, error_line, usage_errors
 from contrasting.eval.cells import RunnerError, error_summary
-from contrasting.eval.cli import OneLineParser, error_line, parse_or_status
+from contrasting.eval.cli import OneLineParser, parse_or_status
 from contrasting.eval.grid_spec import (
     SpecError,
     load_spec,

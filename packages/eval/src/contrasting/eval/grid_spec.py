@@ -52,6 +52,8 @@ from typing import Any
 
 import yaml
 
+from contrasting.data.vocabulary import group_name
+
 ENCODER_KINDS = ("checkpoint", "run", "random", "supervised")
 # Names a `contrasting pretrain` run directory is searched for, in this order, before any other checkpoint
 # file (see `find_run_checkpoint`); the encoders package can replace the rule through `run_resolver`.
@@ -508,7 +510,7 @@ class TaskInfo:
     @property
     def group(self) -> str:
         """``'<level> <kind>'``, e.g. ``'pixel structural'``."""
-        return f"{self.level} {self.kind}"
+        return group_name(self.level, self.kind)
 
 
 TaskLookup = Callable[[str], TaskInfo]
