@@ -144,6 +144,33 @@ def test_overrides_and_merges_are_omegaconf_shaped():
         resolve_config({"train": {"output_dir": "runs/${nowhere.at_all}"}})
 
 
+def test_every_section_has_a_typed_schema_that_accepts_its_defaults():
+    """Each section's dataclass is an OmegaConf structured schema; the resolved defaults of every method pass it."""
+    from omegaconf import OmegaConf
+
+    from contrasting.encoders.backbones import BACKBONES
+    from contrasting.encoders.config import DataSection, TrainSection, schema_problems
+
+    for method in METHODS.names():
+        tree = resolve_config({"method": {"name": method}}).to_dict()
+        for section, registry in (("method", METHODS), ("backbone", BACKBONES), ("optim", OPTIMIZERS)):
+            values = dict(tree[section])
+            cls = registry.get(values.pop("name")).config_cls
+            assert OmegaConf.structured(cls) is not None
+            assert schema_problems(section, cls, values) == []
+        for section, cls in (("data", DataSection), ("train", TrainSection)):
+            assert schema_problems(section, cls, tree[section]) == [], section
+
+
+def test_the_typed_schema_refuses_a_value_of_another_type():
+    from contrasting.encoders.config import DataSection, schema_problems
+
+    (problem,) = schema_problems("data", DataSection, {"image_size": "large"})
+    assert str(problem).startswith("data.image_size: ") and "Integer" in str(problem)
+    (problem,) = schema_problems("method", METHODS.get("swav").config_cls, {"prototypes": [1, 2]})
+    assert str(problem).startswith("method.prototypes: ")
+
+
 def test_several_bad_keys_are_reported_together():
     with pytest.raises(ConfigErrors) as caught:
         resolve_config({"trian": {}}, parse_override("optim.lr=-1"), parse_override("train.epoch=3"),

@@ -12,7 +12,7 @@ from contrasting.data.lazy import lazy_exports
 _EXPORTS = {
     "BACKBONES": "backbones", "FEATURES": "backbones", "ResNet": "backbones", "ResNetConfig": "backbones",
     "build_backbone": "backbones",
-    "RunConfig": "config", "load_yaml": "config", "parse_override": "config", "resolve_config": "config",
+    "RunConfig": "config", "load_yaml": "config", "parse_override": "overrides", "resolve_config": "config",
     "LAYOUTS": "layouts", "LayoutError": "layouts", "UnknownLayoutError": "layouts", "detect_layout": "layouts",
     "export_backbone": "layouts", "infer_architecture": "layouts", "load_backbone": "layouts",
     "METHODS": "methods", "Method": "methods", "build_method": "methods",

@@ -296,7 +296,21 @@ def field_problems(section: str, config_cls: type, values: dict, kind: str) -> l
         problem = value_problem(section, fields[key], value) if key in fields else unknown(kind, key, fields)
         if problem is not None:
             problems.append(problem)
+    if not problems:
+        problems += schema_problems(section, config_cls, values)
     return problems
+
+
+def schema_problems(section: str, config_cls: type, values: dict) -> list[Exception]:
+    """``values`` merged into the typed schema ``OmegaConf.structured(config_cls)``: [] when OmegaConf accepts every
+    value for its field's annotated type, else one ``ValueError`` naming the dotted key."""
+    conf = omegaconf()
+    try:
+        conf.merge(conf.structured(config_cls), values)
+    except Exception as error:  # omegaconf.errors.ValidationError and kin, which carry the key
+        key = getattr(error, "full_key", None) or "?"
+        return [ValueError(f"{section}.{key}: {first_line(error).split(' full_key:')[0]}")]
+    return []
 
 
 def check_fields(section: str, config_cls: type, values: dict, kind: str) -> None:
@@ -336,7 +350,7 @@ def _named_section(tree: dict, section: str, registry, errors: list[Exception]) 
     except ValueError as error:
         errors.append(error)
         return name, node
-    problems = field_problems(section, entry.config_cls, node, f"{name} config field")
+    problems = field_problems(section, entry.config_cls, node, f"{name} config field")  # + its typed schema
     if not problems:
         try:
             entry.config(**node)  # the config class's own checks (they name the field)
