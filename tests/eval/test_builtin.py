@@ -65,3 +65,20 @@ def test_egohands_style_cell_deeplab_weighted_ce(world_root):
                                                           name="shapes-seg-deeplab")
     r = run_cell(tiny_backbone(), spec, data_root=world_root, image_size=32, epochs=1)
     assert r.metric == "miou_no_bg" and 0 <= r.value <= 1 and "miou" in r.metrics
+
+
+def test_fixed_class_weights_are_the_ones_trained_with(world_root, monkeypatch):
+    """A task that fixes its class weights (EgoHands: the study's [0.1, 1, 1, 1, 1]) trains with exactly those."""
+    import contrasting.eval.protocol as protocol
+
+    seen = []
+    real = protocol.make_loss
+    monkeypatch.setattr(protocol, "make_loss", lambda spec, weight=None: seen.append(weight) or real(spec, weight))
+    weights = (0.1, 1.0, 2.0, 1.0, 1.0, 1.0, 1.0)  # background + the world's 6 shapes
+    spec = get_task("shapes-segmentation").with_overrides(head="deeplab", loss="weighted_ce", metric="miou_no_bg",
+                                                          name="shapes-seg-fixed",
+                                                          loss_options={"class_weights": weights})
+    run_cell(tiny_backbone(), spec, data_root=world_root, image_size=32, epochs=1)
+    assert seen and seen[0].tolist() == pytest.approx(list(weights))
+    assert get_task("egohands").loss_options["class_weights"] == (0.1, 1.0, 1.0, 1.0, 1.0)
+    assert not any("class weights" in d for d in get_task("egohands").deviations)

@@ -21,7 +21,8 @@ from contrasting.eval.tasks import TaskSpec
 
 
 def class_weights(targets, num_classes: int, ignore_index: int = 255) -> torch.Tensor:
-    """Median-frequency balancing weights w_c = median(f) / f_c from label maps (classes never seen get 1)."""
+    """Median-frequency balancing weights w_c = median(f) / f_c from label maps (classes never seen get 1); used
+    by ``weighted_ce`` tasks that do not fix their weights in ``loss_options["class_weights"]``."""
     counts = torch.zeros(num_classes, dtype=torch.float64)
     for t in targets:
         t = t.reshape(-1).long()

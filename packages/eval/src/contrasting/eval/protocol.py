@@ -438,7 +438,12 @@ def _pixel_cell(spec, data, encoder, scheds, tr_idx, val_idx, num_classes, *, se
     t0 = time.perf_counter()
     train_loader, eval_loader = _pixel_loaders(spec, data, encoder, tr_idx, val_idx, device, num_workers, cached)
     weight = None
-    if spec.loss == "weighted_ce":
+    if spec.loss == "weighted_ce" and "class_weights" in spec.loss_options:
+        weight = torch.tensor(spec.loss_options["class_weights"], dtype=torch.float32, device=device)
+        if len(weight) != num_classes:
+            raise ValueError(f"task {spec.name!r}: loss_options.class_weights holds {len(weight)} weights for "
+                             f"{num_classes} classes")
+    elif spec.loss == "weighted_ce":
         decode = target_decoder(spec)
         refs = data.train.subset(tr_idx.tolist()).targets[:64]
         weight = class_weights([decode(r, tuple(spec.image_size), spec) for r in refs], num_classes,

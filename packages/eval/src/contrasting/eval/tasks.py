@@ -120,6 +120,11 @@ class TaskSpec:
                              f"got {self.group}/{self.kind}")
         if self.target not in TARGETS:
             raise ValueError(f"task {self.name!r}: target must be one of {TARGETS}, got {self.target!r}")
+        weights = self.loss_options.get("class_weights")
+        if weights is not None and (len(weights) != (self.num_classes or len(weights))
+                                    or not all(w > 0 for w in weights)):
+            raise ValueError(f"task {self.name!r}: loss_options.class_weights must hold {self.num_classes} "
+                             f"positive weights (one per class), got {weights!r}")
 
     @property
     def pixelwise(self) -> bool:
@@ -388,9 +393,8 @@ register_task(_pixel(
            "                                      struct 'polygons' with fields myleft, myright, yourleft, yourright)\n"
            "split: the 48 videos sorted by name, every 6th (8 videos) test"),
     "mask", 5, "deeplab", "weighted_ce", "miou_no_bg", 25, 3e-4, subdir="egohands", env="CONTRASTING_DATA_EGOHANDS",
-    image_size=(240, 416),
+    image_size=(240, 416), loss_options={"class_weights": (0.1, 1.0, 1.0, 1.0, 1.0)},  # the study's, fixed
     deviations=(
-        "class weights estimated from 64 training targets, not the study's fixed [0.1, 1, 1, 1, 1]",
         'input 240×416, not 513 px crops and a full-resolution test',
         "split: every 6th video by name, not the study's video split",
     ),
