@@ -145,3 +145,15 @@ def test_kinetics_clips_are_decoded_with_a_video_reader(pristine):
     assert len(clips) == len(written.labels) == 9
     with av.open(str(clips[0])) as container:
         assert container.streams.video[0].codec_context.name == "h264"
+
+
+@pytest.mark.parametrize("task", ["thor-num-steps", "nuscenes-egomotion"])
+def test_class_count_is_read_from_the_labels(pristine, task):
+    """As the study's code: the head's width is 1 + the largest training label, not a number fixed in the catalog."""
+    from contrasting.eval.protocol import _num_classes
+
+    root, written = pristine(task)
+    spec = get_task(task)
+    assert spec.num_classes is None
+    data = read_task(spec, check_data(task, root).root)
+    assert _num_classes(spec, data) == max(data.train.targets) + 1 == max(written.labels.values()) + 1

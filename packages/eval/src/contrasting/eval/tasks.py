@@ -334,10 +334,7 @@ register_task(_image_cls(
     "thor-num-steps", "THOR number of steps between views", "structural",
     Layout("file_list", {"train": "train.csv", "test": "test.csv"},
            _VIRB_NOTE + "{train,test}.csv: 'image,label' (label = number of steps, 0..C−1); " + _LIST_FORMAT),
-    4, 100, subdir="thor-num-steps", env="CONTRASTING_DATA_THOR_NUM_STEPS",
-    deviations=(
-        "4 classes fixed here; the study's code reads the count from the labels",
-    ),
+    None, 100, subdir="thor-num-steps", env="CONTRASTING_DATA_THOR_NUM_STEPS",  # classes: from the labels
     source="ViRB (AI2-THOR)"))
 
 register_task(_image_cls(
@@ -353,10 +350,8 @@ register_task(_image_cls(
     Layout("file_list", {"train": "train.csv", "test": "test.csv"},
            _VIRB_NOTE + "{train,test}.csv: 'view_a,view_b,label' (frames from samples/CAM_FRONT); " + _LIST_FORMAT,
            {"frames": 2}),
-    5, 100, head="mlp", frames=2, subdir="nuscenes-egomotion", env="CONTRASTING_DATA_NUSCENES_EGOMOTION",
-    deviations=(
-        "5 classes fixed here; the study's code reads the count from the labels",
-    ),
+    None, 100, head="mlp", frames=2, subdir="nuscenes-egomotion", env="CONTRASTING_DATA_NUSCENES_EGOMOTION",
+    # classes: from the labels, as the study's code
     source="ViRB (nuScenes)"))
 
 register_task(_pixel(
