@@ -111,6 +111,22 @@ def test_existing_checkpoints_are_never_overwritten_by_a_new_run(tmp_path):
         pretrain(tiny_config("simclr", tmp_path, max_steps=2, batch_size=4), tiny_source("simclr", batch_size=4))
 
 
+def test_a_run_resumes_from_its_own_saved_config(tmp_path):
+    """config.yaml spells out every default; resuming with it as the config is the same run, not a different one."""
+    import yaml
+
+    from contrasting.encoders import resolve_config
+
+    pretrain(tiny_config("swav", tmp_path, max_steps=1), tiny_source("swav"))
+    saved = yaml.safe_load((tmp_path / "config.yaml").read_text())
+    saved["train"]["max_steps"] = 2
+    result = pretrain(resolve_config(saved), tiny_source("swav"))
+    assert result.steps == 2 and any(e["event"] == "resume" for e in read_log(tmp_path))
+    saved["method"]["prototypes"] += 1  # a real difference is still refused
+    with pytest.raises(CheckpointError, match=r"different run \(differs in method_options\)"):
+        pretrain(resolve_config(saved), tiny_source("swav"))
+
+
 def test_random_baseline_is_exported_without_training(tmp_path):
     config = tiny_config("random", tmp_path)
     result = pretrain(config)

@@ -32,6 +32,7 @@ Per optimizer step s (``grad_accum`` micro-batches):
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import math
@@ -45,14 +46,14 @@ import yaml
 
 from contrasting.data.atomic import atomic_write_bytes
 
-from .backbones import build_backbone
+from .backbones import BACKBONES, build_backbone
 from .checkpoints import CheckpointError, CheckpointManager
 from .config import RunConfig, merge
 from .data import as_batch_source, build_source, check_corpus
 from .distributed import DistInfo, setup_distributed
 from .layouts import export_backbone
 from .loggers import open_loggers
-from .methods import Method, build_method, method_spec
+from .methods import METHODS, Method, build_method, method_spec
 from .optim import apply_schedule, build_optimizer, check_zero_stage, make_schedule
 from .precision import resolve_channels_last, resolve_precision
 from .provenance import environment
@@ -108,6 +109,30 @@ def fingerprint(config: RunConfig, world_size: int) -> dict:
             "backbone_options": config.backbone_options, "optimizer": config.optimizer,
             "batch_size": config.train.batch_size, "grad_accum": config.train.grad_accum,
             "world_size": world_size, "zero_stage": config.zero_stage_for(world_size), "corpus": config.data.corpus}
+
+
+_RESOLVED_OPTIONS = (("method_options", "method", METHODS), ("backbone_options", "backbone", BACKBONES))
+
+
+def fingerprint_differences(theirs: dict, ours: dict) -> list[str]:
+    """The keys in which two fingerprints name different runs. Method and backbone options compare as the configs
+    they resolve to (defaults filled in), so a run resumed with its own saved config.yaml, which spells out every
+    default, is the same run as the one started from a sparse config."""
+    diff = []
+    for key in ours:
+        if theirs.get(key) == ours[key]:
+            continue
+        resolved = next(((name, reg) for k, name, reg in _RESOLVED_OPTIONS if k == key), None)
+        if resolved is not None and theirs.get(resolved[0]) == ours[resolved[0]] and ours[resolved[0]] in resolved[1]:
+            entry = resolved[1].get(ours[resolved[0]])
+            try:
+                if dataclasses.asdict(entry.config(**(theirs.get(key) or {}))) == dataclasses.asdict(
+                        entry.config(**ours[key])):
+                    continue
+            except (TypeError, ValueError):
+                pass
+        diff.append(key)
+    return sorted(diff)
 
 
 def skip_single_rank_allreduce(engine, world_size: int) -> None:
@@ -300,8 +325,8 @@ def _resume_or_start(config: RunConfig, info: DistInfo, plan: _Plan, method: Met
     if tag is not None:
         theirs = checkpoints.record(tag).get("meta", {}).get("fingerprint", {})
         ours = json.loads(json.dumps(fingerprint(config, info.world_size)))
-        if theirs != ours:  # checked before DeepSpeed reads tensors of another shape
-            diff = sorted(k for k in ours if theirs.get(k) != ours[k])
+        diff = fingerprint_differences(theirs, ours)
+        if diff:  # checked before DeepSpeed reads tensors of another shape
             raise CheckpointError(f"{out / 'checkpoints' / tag} belongs to a different run (differs in "
                                   f"{', '.join(diff)}); use another output_dir")
         checkpoints.load(plan.engine, tag)
