@@ -16,3 +16,9 @@ def projection_mlp(in_dim: int, hidden_dim: int, out_dim: int, *, batch_norm: bo
         layers.append(nn.BatchNorm1d(hidden_dim))
     layers += [nn.ReLU(inplace=True), nn.Linear(hidden_dim, out_dim)]
     return nn.Sequential(*layers)
+
+
+def bn_projector(embed_dim: int, config) -> nn.Sequential:
+    """SimCLR's and SwAV's projector: ``projection_mlp`` with BatchNorm from the backbone's ``embed_dim`` to
+    ``config.projection_dim`` through ``config.projection_hidden`` units (None: ``embed_dim``, the papers' width)."""
+    return projection_mlp(embed_dim, config.projection_hidden or embed_dim, config.projection_dim, batch_norm=True)

@@ -17,7 +17,7 @@ from contrasting.losses import nt_xent
 
 from ..backbones import ResNet
 from ._base import Method, check_views, encode_views, world_size
-from .heads import projection_mlp
+from .heads import bn_projector
 from .spec import MethodSpec, ShortRun, register_method, two_views
 
 
@@ -41,8 +41,7 @@ class SimCLR(Method):
     def __init__(self, backbone: ResNet, config: SimCLRConfig, process_group=None):
         super().__init__(backbone, process_group)
         self.config = config
-        hidden = config.projection_hidden or backbone.embed_dim
-        self.projector = projection_mlp(backbone.embed_dim, hidden, config.projection_dim, batch_norm=True)
+        self.projector = bn_projector(backbone.embed_dim, config)
 
     def forward(self, views: list[torch.Tensor], labels: torch.Tensor | None = None) -> torch.Tensor:
         """NT-Xent of the two views' projections (labels are ignored)."""

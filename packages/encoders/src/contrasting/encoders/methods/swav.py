@@ -31,7 +31,7 @@ from contrasting.losses import SwAVLoss
 from ..backbones import ResNet
 from ..view_spec import ViewSpec
 from ._base import Method, SetParam, check_views, encode_views, world_size
-from .heads import projection_mlp
+from .heads import bn_projector
 from .spec import MethodSpec, ShortRun, register_method
 
 
@@ -61,8 +61,7 @@ class SwAV(Method):
     def __init__(self, backbone: ResNet, config: SwAVConfig, process_group=None):
         super().__init__(backbone, process_group)
         self.config = config
-        hidden = config.projection_hidden or backbone.embed_dim
-        self.projector = projection_mlp(backbone.embed_dim, hidden, config.projection_dim, batch_norm=True)
+        self.projector = bn_projector(backbone.embed_dim, config)
         self.prototypes = nn.Linear(config.projection_dim, config.prototypes, bias=False)
         with torch.no_grad():
             self.prototypes.weight.copy_(F.normalize(self.prototypes.weight, dim=1))
