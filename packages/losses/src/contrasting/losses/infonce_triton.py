@@ -70,10 +70,10 @@ def _resident_tile(rows, offs_d, ok, D, stride_d, BLOCK: tl.constexpr, BLOCK_D: 
 
 @triton.jit
 def _infonce_fwd_kernel(
-    X_ptr, Y_ptr, SCALE_ptr, EXCL_ptr,
-    LSE_ptr, COLM_ptr, COLL_ptr, DX_ptr,
-    R, M, D,
-    stride_xr, stride_xd, stride_yr, stride_yd, stride_dxr,
+    X_ptr, stride_xr, stride_xd, R,  # operand x: pointer, row and column strides, rows (``_operand``)
+    Y_ptr, stride_yr, stride_yd, M,
+    D, SCALE_ptr, EXCL_ptr,
+    LSE_ptr, COLM_ptr, COLL_ptr, DX_ptr, stride_dxr,
     BLOCK_R: tl.constexpr, BLOCK_C: tl.constexpr, BLOCK_D: tl.constexpr,
     ONE_D_CHUNK: tl.constexpr,  # D ≤ BLOCK_D: the x tile stays in registers for the whole column loop
     HAS_EXCL: tl.constexpr,  # NT-Xent: each row excludes one column (itself)
@@ -137,10 +137,10 @@ def _infonce_fwd_kernel(
 
 @triton.jit
 def _infonce_bwd_kernel(
-    A_ptr, B_ptr, SCALE_ptr, EXCL_ptr, GNORM_ptr,
-    LSE_A_ptr, G_A_ptr, LSE_B_ptr, G_B_ptr, DA_ptr,
-    RA, RB, D,
-    stride_ar, stride_ad, stride_br, stride_bd, stride_dar,
+    A_ptr, stride_ar, stride_ad, RA,  # operand a: pointer, row and column strides, rows (``_operand``)
+    B_ptr, stride_br, stride_bd, RB,
+    D, SCALE_ptr, EXCL_ptr, GNORM_ptr,
+    LSE_A_ptr, G_A_ptr, LSE_B_ptr, G_B_ptr, DA_ptr, stride_dar,
     BLOCK_A: tl.constexpr, BLOCK_B: tl.constexpr, BLOCK_D: tl.constexpr,
     ONE_D_CHUNK: tl.constexpr,
     A_TERM: tl.constexpr,  # rows of A carry an LSE over B: dS += g_a·P(row of A)
@@ -244,6 +244,11 @@ def _ensure_rowmajor(t: torch.Tensor) -> torch.Tensor:
     return t if t.stride(-1) == 1 else t.contiguous()
 
 
+def _operand(t: torch.Tensor) -> tuple:
+    """A matrix operand's launch arguments, in the kernels' order: (pointer, row stride, column stride, rows)."""
+    return t, t.stride(0), t.stride(1), t.shape[0]
+
+
 def _fwd(x, y, scale, exclude, want_cols, compute_dx):
     r, d = x.shape
     m = y.shape[0]
@@ -256,9 +261,8 @@ def _fwd(x, y, scale, exclude, want_cols, compute_dx):
     coll = torch.empty((n_rb, m), **f32) if want_cols else lse
     dx = torch.empty((r, d), **f32) if compute_dx else lse
     _infonce_fwd_kernel[(n_rb, n_dchunks)](
-        x, y, scale, exclude if exclude is not None else lse, lse, colm, coll, dx,
-        r, m, d,
-        x.stride(0), x.stride(1), y.stride(0), y.stride(1), dx.stride(0) if compute_dx else 0,
+        *_operand(x), *_operand(y), d, scale, exclude if exclude is not None else lse,
+        lse, colm, coll, dx, dx.stride(0) if compute_dx else 0,
         BLOCK_R=cfg.block_r, BLOCK_C=cfg.block_c, BLOCK_D=cfg.block_d, ONE_D_CHUNK=d <= cfg.block_d,
         HAS_EXCL=exclude is not None, COL_STATS=want_cols, COMPUTE_DX=compute_dx,
         DOT_PRECISION=DOT_PRECISION[x.dtype],
@@ -277,11 +281,9 @@ def _bwd_side(a, b, scale, exclude, excl_mode, gnorm, lse_a, g_a, lse_b, g_b):
     da = torch.empty((ra, d), dtype=torch.float32, device=a.device)
     dummy = gnorm
     _infonce_bwd_kernel[(triton.cdiv(ra, cfg.block_r), triton.cdiv(d, cfg.block_d))](
-        a, b, scale, exclude if exclude is not None else dummy, gnorm,
+        *_operand(a), *_operand(b), d, scale, exclude if exclude is not None else dummy, gnorm,
         lse_a if lse_a is not None else dummy, g_a if g_a is not None else dummy,
-        lse_b if lse_b is not None else dummy, g_b if g_b is not None else dummy, da,
-        ra, b.shape[0], d,
-        a.stride(0), a.stride(1), b.stride(0), b.stride(1), da.stride(0),
+        lse_b if lse_b is not None else dummy, g_b if g_b is not None else dummy, da, da.stride(0),
         BLOCK_A=cfg.block_r, BLOCK_B=cfg.block_c, BLOCK_D=cfg.block_d, ONE_D_CHUNK=d <= cfg.block_d,
         A_TERM=lse_a is not None, B_TERM=lse_b is not None, EXCL_MODE=excl_mode,
         DOT_PRECISION=DOT_PRECISION[a.dtype],
