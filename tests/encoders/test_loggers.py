@@ -110,6 +110,22 @@ def test_wandb_logger_with_a_stand_in_module(tmp_path, monkeypatch):
     assert calls[1:] == [("log", {"train/loss": 0.5, "train/lr": 0.1}, 2), ("finish",)]
 
 
+def test_wandb_logger_offline_with_the_real_package(tmp_path, monkeypatch):
+    """With wandb installed and no network or key: an offline run folder holding the logged steps."""
+    pytest.importorskip("wandb", reason="wandb is optional")
+    for var in ("WANDB_MODE", "WANDB_API_KEY", "WANDB_BASE_URL"):
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.setenv("WANDB_SILENT", "true")
+    opened = open_loggers(["jsonl", "wandb"], tmp_path, {"train": {"epochs": 1}})
+    for step in (1, 2):
+        for logger in opened:
+            logger.log(_step(step))
+    for logger in opened:
+        logger.close()
+    runs = list((tmp_path / "wandb").glob("offline-run-*"))
+    assert len(runs) == 1 and list(runs[0].glob("*.wandb")), runs
+
+
 def test_tensorboard_scalars(tmp_path):
     pytest.importorskip("tensorboard", reason="tensorboard is optional")
     logger = open_loggers(["tensorboard"], tmp_path)[1]
