@@ -111,28 +111,35 @@ def fingerprint(config: RunConfig, world_size: int) -> dict:
             "world_size": world_size, "zero_stage": config.zero_stage_for(world_size), "corpus": config.data.corpus}
 
 
-_RESOLVED_OPTIONS = (("method_options", "method", METHODS), ("backbone_options", "backbone", BACKBONES))
+# Options compared as the configs they resolve to: options key → (the key naming the entry, its registry).
+_RESOLVED_OPTIONS = {"method_options": ("method", METHODS), "backbone_options": ("backbone", BACKBONES)}
+
+
+def _same_config(registry, name, a: dict | None, b: dict) -> bool:
+    """Whether options ``a`` and ``b`` of the registry entry ``name`` resolve to the same config (defaults filled)."""
+    if name not in registry:
+        return False
+    entry = registry.get(name)
+    try:
+        return dataclasses.asdict(entry.config(**(a or {}))) == dataclasses.asdict(entry.config(**b))
+    except (TypeError, ValueError):  # options the entry no longer accepts: not the same run
+        return False
 
 
 def fingerprint_differences(theirs: dict, ours: dict) -> list[str]:
     """The keys in which two fingerprints name different runs. Method and backbone options compare as the configs
     they resolve to (defaults filled in), so a run resumed with its own saved config.yaml, which spells out every
     default, is the same run as the one started from a sparse config."""
-    diff = []
-    for key in ours:
+    def same(key: str) -> bool:
         if theirs.get(key) == ours[key]:
-            continue
-        resolved = next(((name, reg) for k, name, reg in _RESOLVED_OPTIONS if k == key), None)
-        if resolved is not None and theirs.get(resolved[0]) == ours[resolved[0]] and ours[resolved[0]] in resolved[1]:
-            entry = resolved[1].get(ours[resolved[0]])
-            try:
-                if dataclasses.asdict(entry.config(**(theirs.get(key) or {}))) == dataclasses.asdict(
-                        entry.config(**ours[key])):
-                    continue
-            except (TypeError, ValueError):
-                pass
-        diff.append(key)
-    return sorted(diff)
+            return True
+        if key not in _RESOLVED_OPTIONS:
+            return False
+        name_key, registry = _RESOLVED_OPTIONS[key]
+        return theirs.get(name_key) == ours[name_key] and _same_config(registry, ours[name_key], theirs.get(key),
+                                                                       ours[key])
+
+    return sorted(key for key in ours if not same(key))
 
 
 def skip_single_rank_allreduce(engine, world_size: int) -> None:

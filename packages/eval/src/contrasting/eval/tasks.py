@@ -25,7 +25,9 @@ import os
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from contrasting.data.vocabulary import KINDS, LEVELS
+from contrasting.data.builtin import DEPTH_SCALE
+from contrasting.data.builtin import TASKS as WORLD_TASKS
+from contrasting.data.vocabulary import KINDS, LEVELS, split_group_title
 
 GROUPS = LEVELS  # a task's ``group`` field holds its level
 TARGETS = ("class", "mask", "binary", "depth", "flow")
@@ -121,10 +123,10 @@ class TaskSpec:
         if self.target not in TARGETS:
             raise ValueError(f"task {self.name!r}: target must be one of {TARGETS}, got {self.target!r}")
         weights = self.loss_options.get("class_weights")
-        if weights is not None and (len(weights) != (self.num_classes or len(weights))
-                                    or not all(w > 0 for w in weights)):
-            raise ValueError(f"task {self.name!r}: loss_options.class_weights must hold {self.num_classes} "
-                             f"positive weights (one per class), got {weights!r}")
+        if weights is not None and (not all(w > 0 for w in weights)
+                                    or self.num_classes is not None and len(weights) != self.num_classes):
+            raise ValueError(f"task {self.name!r}: loss_options.class_weights must hold one positive weight per "
+                             f"class ({self.num_classes or 'read from the data'}), got {weights!r}")
 
     @property
     def pixelwise(self) -> bool:
@@ -503,8 +505,9 @@ BUILTIN_PROTOCOLS = {
                                     epochs=10, batch=16, options=(("target", "mask"),)),
     "binary-mask": BuiltinProtocol("pair_list", _PAIRS.format("uint8, 1 = any object"), "binary", "unet", "bce",
                                    epochs=10, batch=16, options=(("target", "binary"),)),
-    "depth": BuiltinProtocol("pair_list", _PAIRS.format("uint16 depth · 10000, background 1.0"), "depth", "unet",
-                             "l1", epochs=10, batch=16, options=(("target", "depth"), ("depth_scale", "world"))),
+    "depth": BuiltinProtocol("pair_list", _PAIRS.format(f"uint16 depth · {DEPTH_SCALE}, background 1.0"), "depth",
+                             "unet", "l1", epochs=10, batch=16,
+                             options=(("target", "depth"), ("depth_scale", 1 / DEPTH_SCALE))),
 }
 # eval's name of a world task: "shapes-" + the world name without "-cls"; these read better spelled out.
 _BUILTIN_NAMES = {"shape-seg": "shapes-segmentation"}
@@ -517,9 +520,6 @@ def builtin_task_name(world_task: str) -> str:
 
 def builtin_task_spec(world_task) -> TaskSpec:
     """The catalog entry of one world task (``contrasting.data.builtin.TaskSpec``), its protocol by its kind."""
-    from contrasting.data.builtin import DEPTH_SCALE
-    from contrasting.data.vocabulary import split_group_title
-
     proto = BUILTIN_PROTOCOLS[world_task.kind]
     level, kind = split_group_title(world_task.group)
     base = f"tasks/{world_task.name}"
@@ -527,9 +527,8 @@ def builtin_task_spec(world_task) -> TaskSpec:
         paths = {s: f"{base}/{s}" for s in ("train", "val", "test")}
     else:
         paths = {s: f"{base}/{s}.txt" for s in ("train", "val", "test")}
-    options = {k: (1 / DEPTH_SCALE if v == "world" else v) for k, v in proto.options}
     layout = Layout(proto.reader, paths, f"{base}/" + proto.structure,
-                    {"base": base, "world_task": world_task.name, **options})
+                    {"base": base, "world_task": world_task.name, **dict(proto.options)})
     return TaskSpec(name=builtin_task_name(world_task.name), title=f"Shapes world: {world_task.description}",
                     group=level, kind=kind, layout=layout, target=proto.target, num_classes=None, head=proto.head,
                     loss=proto.loss, metric=world_task.metric, higher_is_better=world_task.higher_is_better,
@@ -538,11 +537,5 @@ def builtin_task_spec(world_task) -> TaskSpec:
                     source=f"contrasting.data.builtin task {world_task.name!r}", pooling=proto.pooling)
 
 
-def _register_builtin_tasks() -> None:
-    from contrasting.data.builtin import TASKS as WORLD_TASKS
-
-    for world_task in WORLD_TASKS.values():
-        register_task(builtin_task_spec(world_task))
-
-
-_register_builtin_tasks()
+for _world_task in WORLD_TASKS.values():
+    register_task(builtin_task_spec(_world_task))
