@@ -162,13 +162,15 @@ PRESETS: dict[str, Preset] = {
         "built-in task, 32 px, half-size world, 1 seed",
         minutes=13.0, pretrain_minutes=7.0, corpora=("shapes", "shapes-lt", "textures"), methods=("mocov2", "swav"),
         ssl_steps=250, supervised_steps=150, checkpoint_every=50, knn_every=50),
+    # --full at 600 steps and 12 pixel-head epochs cost 1:57 CPU (2026-12-04): over 58 min on two busy cores.
+    # 550 steps (~0.5 CPU-s each) and 10 epochs (~2 CPU-s per pixel cell and epoch) take ~10 CPU-min off that.
     "full": Preset(
         "full", "SimCLR, MoCo v2 and SwAV x 4 corpora (+ checkpoints at 1/4 and 1/2 on two) + supervised + random, "
         "every built-in task, 32 px, full-size world, 1 seed",
-        minutes=58.0, pretrain_minutes=32.0, corpora=("shapes", "shapes-lt", "textures", "digits"), scale=1.0,
-        ssl_steps=600, supervised_steps=400, checkpoint_every=100, knn_every=150, series=(0.25, 0.5),
+        minutes=54.0, pretrain_minutes=31.0, corpora=("shapes", "shapes-lt", "textures", "digits"), scale=1.0,
+        ssl_steps=550, supervised_steps=400, checkpoint_every=110, knn_every=110, series=(0.25, 0.5),
         image_hparams=({"lr": 1e-2, "epochs": 40}, {"lr": 3e-3, "epochs": 40}, {"lr": 1e-3, "epochs": 40}),
-        pixel_hparams=({"lr": 3e-3, "epochs": 12, "batch_size": 32},)),
+        pixel_hparams=({"lr": 3e-3, "epochs": 10, "batch_size": 32},)),
     "tiny": Preset(
         "tiny", "the test suite's: MoCo v2 and SwAV x shapes / shapes-lt + baselines, 2 tasks, two steps per run",
         minutes=1.5, pretrain_minutes=0.8, corpora=("shapes", "shapes-lt"), methods=("mocov2", "swav"),
