@@ -1,7 +1,7 @@
 """``contrasting demo``: the whole study on the built-in world, end to end, on a CPU.
 
     contrasting demo                         # quick preset: ~15 min on an idle 2-core CPU, no GPU
-    contrasting demo --full                  # longer pre-training (~1 h) for clearer statistics
+    contrasting demo --full                  # longer pre-training (55 min) for clearer statistics
     contrasting demo --out runs/demo --workers 2 --budget-minutes 25
 
 Steps (each resumable; a rerun reuses everything that is finished):
@@ -163,7 +163,7 @@ PRESETS: dict[str, Preset] = {
         minutes=13.0, pretrain_minutes=7.0, corpora=("shapes", "shapes-lt", "textures"), methods=("mocov2", "swav"),
         ssl_steps=250, supervised_steps=150, checkpoint_every=50, knn_every=50),
     # --full at 600 steps and 12 pixel-head epochs cost 1:57 CPU (2026-12-04): over 58 min on two busy cores.
-    # 550 steps (~0.5 CPU-s each) and 10 epochs (~2 CPU-s per pixel cell and epoch) take ~10 CPU-min off that.
+    # At 550 steps and 10 epochs: 55:04 wall, 1:45 CPU on the idle machine (bench/results/2026-12-04-full-idle.md).
     "full": Preset(
         "full", "SimCLR, MoCo v2 and SwAV x 4 corpora (+ checkpoints at 1/4 and 1/2 on two) + supervised + random, "
         "every built-in task, 32 px, full-size world, 1 seed",
@@ -694,7 +694,7 @@ def _parser() -> argparse.ArgumentParser:
                     "report. Everything is resumable: a rerun reuses what is finished.")
     p.add_argument("--out", type=output_dir, default="runs/demo", help="output folder (default: runs/demo)")
     p.add_argument("--preset", choices=sorted(PRESETS), default="quick",
-                   help="quick (default, ~15 min on 2 CPU cores), full (~1 h) or tiny (the tests')")
+                   help="quick (default, ~15 min on 2 CPU cores), full (~55 min) or tiny (the tests')")
     p.add_argument("--full", action="store_true", help="the full preset: longer pre-training, clearer statistics")
     p.add_argument("--workers", type=positive_int, default=None,
                    help="parallel pre-training runs and grid workers (default: min(2, CPU cores))")
