@@ -23,10 +23,10 @@ import pytest
 import torch
 
 from bench.harness import record
-from contrasting.eval.cells import error_summary
-from contrasting.eval.grid_spec import load_spec
-from contrasting.eval.pool import run_grid
-from contrasting.eval.store import ResultStore
+from contrasting.eval.grid.cells import error_summary
+from contrasting.eval.grid.pool import run_grid
+from contrasting.eval.grid.spec import load_spec
+from contrasting.eval.grid.store import ResultStore
 
 BUILTIN = ["shapes-shape", "shapes-texture", "shapes-digit", "shapes-count", "shapes-camera-shift",
            "shapes-segmentation", "shapes-foreground", "shapes-depth"]
@@ -85,7 +85,7 @@ def bench_grid_quick_real_cell(benchmark):
         # scripts/test.sh's untimed smoke pass (--benchmark-disable): the real cell costs 1–2 min on 2 CPU cores
         # (one ResNet-18 encoding pass over the shapes world); it runs under --benchmark-only (scripts/main.sh).
         pytest.skip("the real built-in cell runs only when timed (--benchmark-only)")
-    pytest.importorskip("contrasting.eval.protocol")
+    pytest.importorskip("contrasting.eval.cell.protocol")
     data_root = os.environ.get("CONTRASTING_BENCH_DATA")  # None: the catalog's default data home
     state = _run_once(benchmark, lambda f: grid_spec(
         f, encoders=[{"name": "Random18", "kind": "random", "arch": "resnet18"}], tasks=["shapes-shape"],

@@ -7,8 +7,8 @@ import math
 import time
 from collections.abc import Callable, Mapping
 
-from contrasting.eval.cells import CellRequest
-from contrasting.eval.grid_spec import (
+from contrasting.eval.grid.cells import CellRequest
+from contrasting.eval.grid.spec import (
     canonical_json,
 )
 

@@ -99,7 +99,7 @@ def test_no_import_cycle_between_modules():
 
 def test_cycle_finder_finds_a_planted_cycle():
     graph = _graph()
-    a, b = "contrasting.eval.cells", "contrasting.eval.pool"
+    a, b = "contrasting.eval.grid.cells", "contrasting.eval.grid.pool"
     assert b not in graph[a]
     graph[a] = graph[a] | {b}
     assert any(a in c and b in c for c in _cycles(_without_package_inits(graph)))
@@ -114,3 +114,41 @@ def test_packages_import_one_way():
             if other != own and other not in ALLOWED[own]:
                 wrong.append(f"{module} -> {dep}")
     assert wrong == []
+
+
+# contrasting.eval's subpackages in layer order: each imports only those before it (the top-level modules, cli and
+# demo, may import any).
+EVAL_LAYERS = ("catalog", "cell", "grid", "analysis")
+
+
+def test_eval_subpackages_are_layers():
+    rank = {f"contrasting.eval.{name}": i for i, name in enumerate(EVAL_LAYERS)}
+
+    def layer(module: str) -> int | None:
+        parts = module.split(".")
+        return rank.get(".".join(parts[:3])) if len(parts) >= 3 else None
+
+    def above(dep: str, module: str) -> bool:
+        return dep.startswith("contrasting.eval") and (layer(dep) is None or layer(dep) > layer(module))
+
+    wrong = [f"{module} -> {dep}" for module, deps in _graph().items() if layer(module) is not None
+             for dep in deps if above(dep, module)]
+    assert set(rank) <= set(_modules())
+    assert wrong == []
+
+
+MAX_FUNCTION_LINES = 80
+
+
+def _long_functions(root: Path, limit: int) -> list[str]:
+    out = []
+    for path in sorted(root.rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) and node.end_lineno - node.lineno >= limit:
+                out.append(f"{path.relative_to(ROOT)}:{node.lineno} {node.name} ({node.end_lineno - node.lineno + 1})")
+    return out
+
+
+def test_no_function_over_80_lines_in_packages():
+    assert [f for root in PACKAGES.values() for f in _long_functions(root, MAX_FUNCTION_LINES)] == []
+    assert _long_functions(PACKAGES["eval"], 40)  # the check finds long functions where there are some

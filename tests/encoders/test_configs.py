@@ -242,8 +242,8 @@ def test_several_bad_keys_are_one_cli_line(tmp_path):
 
 
 def test_the_study_grid_parses():
-    from contrasting.eval.grid_spec import load_spec
-    from contrasting.eval.tasks import TASKS
+    from contrasting.eval.catalog.tasks import TASKS
+    from contrasting.eval.grid.spec import load_spec
 
     spec = load_spec(STUDY, validate=False)
     assert len(spec.tasks) == 20 and all(t.name in TASKS for t in spec.tasks)
@@ -253,7 +253,7 @@ def test_the_study_grid_parses():
     runs = [e for e in spec.encoders if e.kind == "run"]
     assert {e.method for e in runs} == {"mocov1", "mocov2", "swav", "pirl", "simclr"}
     assert [t.name for t in spec.tasks if t.reference] == ["imagenet"]
-    from contrasting.eval.grid_spec import catalog_hparam_check
+    from contrasting.eval.catalog.tasks import catalog_hparam_check
 
     assert [h.name for h in spec.hparams] == ["paper"] and dict(spec.hparams[0].values) == {"decay": "none",
                                                                                             "refit": True}

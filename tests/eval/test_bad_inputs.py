@@ -26,10 +26,10 @@ from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
 from contrasting.encoders.cli import main
-from contrasting.eval.grid_spec import SpecError, spec_from_dict
-from contrasting.eval.results import COLUMNS
-from contrasting.eval.store import ResultStore
-from contrasting.eval.tasks import Schedule
+from contrasting.eval.analysis.results import COLUMNS
+from contrasting.eval.catalog.tasks import Schedule
+from contrasting.eval.grid.spec import SpecError, spec_from_dict
+from contrasting.eval.grid.store import ResultStore
 from tests.eval.grid_simulator import simulate
 
 EXAMPLES = settings(max_examples=25, deadline=None)
@@ -50,8 +50,8 @@ def no_work():
     """Where work would start, the test fails instead (a bad input must be refused before)."""
     with pytest.MonkeyPatch.context() as mp:
         mp.setattr("contrasting.eval.demo._demo", _started("the demo"))
-        mp.setattr("contrasting.eval.grid_cli.run_grid", _started("the grid run"))
-        mp.setattr("contrasting.eval._adapters.load_encoder", _started("eval"))
+        mp.setattr("contrasting.eval.grid.cli.run_grid", _started("the grid run"))
+        mp.setattr("contrasting.eval.cell.protocol.load_encoder", _started("eval"))
         yield
 
 

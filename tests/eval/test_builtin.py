@@ -7,7 +7,7 @@ import math
 import pytest
 
 from contrasting.eval import check_data, get_task, list_tasks, run_cell
-from contrasting.eval._adapters import world_tasks
+from contrasting.eval.catalog.world import world_tasks
 from tests.eval.conftest import tiny_backbone
 
 BUILTIN = [t.name for t in list_tasks(builtin=True)]
@@ -41,7 +41,7 @@ def test_builtin_task_end_to_end(world_root, task):
 def test_world_contract(world_root):
     """What this package assumes of the shapes world: its task names, depth units and where it lies."""
     import contrasting.data.builtin as builtin
-    from contrasting.eval._adapters import world_dir
+    from contrasting.eval.catalog.world import world_dir
 
     assert {get_task(t).layout.options["world_task"] for t in BUILTIN} == set(world_tasks())
     assert get_task("shapes-depth").layout.options["depth_scale"] == 1 / builtin.DEPTH_SCALE
@@ -69,7 +69,7 @@ def test_egohands_style_cell_deeplab_weighted_ce(world_root):
 
 def test_fixed_class_weights_are_the_ones_trained_with(world_root, monkeypatch):
     """A task that fixes its class weights (EgoHands: the study's [0.1, 1, 1, 1, 1]) trains with exactly those."""
-    import contrasting.eval.protocol as protocol
+    import contrasting.eval.cell.protocol as protocol
 
     seen = []
     real = protocol.make_loss

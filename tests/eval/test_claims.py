@@ -11,8 +11,8 @@ import pytest
 from scipy import stats as st
 
 from contrasting.eval import analyze, claims
-from contrasting.eval import stats as S
-from contrasting.eval.results import validate
+from contrasting.eval.analysis import stats as S
+from contrasting.eval.analysis.results import validate
 from tests.eval.grid_simulator import simulate
 
 

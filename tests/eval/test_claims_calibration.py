@@ -14,8 +14,8 @@ import math
 import numpy as np
 import pytest
 
-from contrasting.eval import claims
-from contrasting.eval.results import validate
+from contrasting.eval.analysis import claims
+from contrasting.eval.analysis.results import validate
 from tests.eval.grid_simulator import simulate, simulate_correlated
 
 GRIDS = 200

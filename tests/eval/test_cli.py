@@ -66,7 +66,7 @@ def test_usage(capsys):
 
 def test_tasks_describes_one_task_with_its_deviations(capsys):
     from contrasting.encoders.cli import main
-    from contrasting.eval.tasks import PROTOCOL_DEVIATIONS, get_task
+    from contrasting.eval.catalog.tasks import PROTOCOL_DEVIATIONS, get_task
 
     assert main(["tasks", "--task", "cityscapes"]) == 0
     out = capsys.readouterr().out
@@ -92,7 +92,7 @@ def test_eval_takes_several_tasks_and_writes_json(world_root, tmp_path, capsys):
 
 
 def test_an_unknown_arch_is_refused_before_any_data_is_read(tmp_path, capsys, monkeypatch):
-    from contrasting.eval import protocol
+    from contrasting.eval.cell import protocol
 
     monkeypatch.setattr(protocol, "load_task_data", lambda *a, **k: pytest.fail("data read before the check"))
     rc = main(["eval", "--encoder", "random", "--arch", "resnet19", "--task", "shapes-digit", "--quiet",

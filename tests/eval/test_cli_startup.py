@@ -19,14 +19,15 @@ def _imported(code: str) -> set[str]:
 
 
 def test_importing_the_command_line_modules_pulls_in_nothing_heavy():
-    assert _imported("import contrasting.eval.cli, contrasting.encoders.cli, contrasting.eval.report_cli") == set()
+    assert _imported("import contrasting.eval.cli, contrasting.encoders.cli, contrasting.eval.analysis.cli") == set()
     assert _imported("import contrasting.eval, contrasting.encoders") == set()
     assert _imported("import contrasting.data, contrasting.data.lazy") == set()
 
 
 def test_the_analysis_imports_no_torch():
-    code = ("import contrasting.eval.results, contrasting.eval.metric_stats, contrasting.eval.stats, "
-            "contrasting.eval.claims, contrasting.eval.plots, contrasting.eval.report")
+    code = ("import contrasting.eval.analysis.results, contrasting.eval.analysis.stats, "
+            "contrasting.eval.analysis.claims, contrasting.eval.analysis.plots, contrasting.eval.analysis.report, "
+            "contrasting.eval.analysis.cli, contrasting.eval.catalog.metric_stats")
     assert _imported(code) & {"torch", "torchvision", "deepspeed", "nvidia.dali"} == set()
 
 

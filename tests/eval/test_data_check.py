@@ -8,8 +8,8 @@ import json
 import numpy as np
 import pytest
 
-from contrasting.eval.data_check import check_task_data
-from contrasting.eval.tasks import get_task
+from contrasting.eval.catalog.data_check import check_task_data
+from contrasting.eval.catalog.tasks import get_task
 from tests.eval.real_formats import WRITERS
 
 

@@ -13,8 +13,8 @@ import pytest
 
 from contrasting.encoders.methods import methods_with_role
 from contrasting.eval import demo
-from contrasting.eval.grid_spec import load_spec
-from contrasting.eval.tasks import get_task, list_tasks
+from contrasting.eval.catalog.tasks import get_task, list_tasks
+from contrasting.eval.grid.spec import load_spec
 
 builtin = pytest.importorskip("contrasting.data.builtin")
 
@@ -107,7 +107,7 @@ def test_demo_cell_rejects_unknown_settings():
 
 
 def _state(out: Path, summary: dict) -> tuple[dict, dict]:
-    from contrasting.eval.store import ResultStore
+    from contrasting.eval.grid.store import ResultStore
 
     runs = {name: (Path(d) / "backbone.pt").stat().st_mtime_ns for name, d in summary["pretrain"]["runs"].items()}
     with ResultStore(out / "grid.sqlite", create=False) as store:
@@ -136,7 +136,7 @@ def test_tiny_demo_end_to_end_then_reuses_and_resumes(tmp_path, capsys):
     assert summary["grid"]["done"] == summary["grid"]["total"] == len(runs) * 2
     stamps, cells = _state(out, summary)
     assert all(status == "done" and attempts == 1 for status, attempts, _, _ in cells.values())
-    from contrasting.eval.store import ResultStore
+    from contrasting.eval.grid.store import ResultStore
 
     with ResultStore(out / "grid.sqlite", create=False) as store:
         meta = {c.encoder: c.encoder_meta for c in store.cells(summary["grid"]["spec_hash"])}

@@ -11,11 +11,11 @@ from pathlib import Path
 
 import pytest
 
-from contrasting.eval import cluster
-from contrasting.eval.cells import prepare_grid
-from contrasting.eval.cluster import ingest_results, read_result_file, run_grid_cluster, write_result_file
-from contrasting.eval.grid_spec import TaskInfo, load_spec
-from contrasting.eval.store import ResultStore
+from contrasting.eval.grid import cluster
+from contrasting.eval.grid.cells import prepare_grid
+from contrasting.eval.grid.cluster import ingest_results, read_result_file, run_grid_cluster, write_result_file
+from contrasting.eval.grid.spec import TaskInfo, load_spec
+from contrasting.eval.grid.store import ResultStore
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -14,8 +14,8 @@ from pathlib import Path
 
 import yaml
 
-from contrasting.eval.pool import run_grid
-from contrasting.eval.store import ResultStore, pid_alive
+from contrasting.eval.grid.pool import run_grid
+from contrasting.eval.grid.store import ResultStore, pid_alive
 
 ROOT = Path(__file__).resolve().parents[2]
 TASKS = ["shapes-shape", "shapes-texture", "shapes-digit", "shapes-count", "shapes-camera-shift",
@@ -45,7 +45,7 @@ def write_spec(tmp_path: Path, sleep_s: float, workers: int) -> Path:
 
 def start_runner(spec: Path, log: Path) -> subprocess.Popen:
     env = {**os.environ, "GRID_TEST_LOG": str(log), "PYTHONPATH": str(ROOT)}
-    return subprocess.Popen([sys.executable, "-m", "contrasting.eval.grid_cli", "run", str(spec), "--no-progress"],
+    return subprocess.Popen([sys.executable, "-m", "contrasting.eval.grid.cli", "run", str(spec), "--no-progress"],
                             cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
 
 

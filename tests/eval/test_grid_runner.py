@@ -15,11 +15,11 @@ from pathlib import Path
 
 import pytest
 
-from contrasting.eval.cells import RunnerError, error_summary, prepare_grid
-from contrasting.eval.grid_cli import grid_main
-from contrasting.eval.grid_spec import TaskInfo, load_spec
-from contrasting.eval.pool import run_grid
-from contrasting.eval.store import ResultStore, StoreFullError
+from contrasting.eval.grid.cells import RunnerError, error_summary, prepare_grid, resolve_executor, run_cell_executor
+from contrasting.eval.grid.cli import grid_main
+from contrasting.eval.grid.pool import run_grid
+from contrasting.eval.grid.spec import TaskInfo, load_spec
+from contrasting.eval.grid.store import ResultStore, StoreFullError
 
 FAULT_TASKS = ("ok", "raise", "exit", "sigkill", "hang", "ok2")
 
@@ -164,6 +164,11 @@ def test_broken_executor_stops_with_a_clear_error(tmp_path, logfile):
         assert store.counts()["pending"] == 1  # the claim went back
 
 
+def test_executor_refs_of_specs_written_before_the_subpackages_resolve():
+    assert resolve_executor("contrasting.eval.cells:run_cell_executor") is run_cell_executor
+    assert resolve_executor("contrasting.eval.grid.cells:run_cell_executor") is run_cell_executor
+
+
 def test_status_command(tmp_path, logfile, capsys):
     spec = spec_for(tmp_path, ["t0", "raise"], workers=1)
     run_grid(spec, executor="tests.eval.test_grid_runner:fault_cell", progress=False, task_lookup=fake_lookup)
@@ -174,7 +179,7 @@ def test_status_command(tmp_path, logfile, capsys):
 
 
 def test_a_spec_refused_at_validation_leaves_no_store(tmp_path):
-    from contrasting.eval.grid_spec import SpecError
+    from contrasting.eval.grid.spec import SpecError
 
     spec = load_spec({"name": "bad", "store": str(tmp_path / "g.sqlite"),
                       "encoders": [{"name": "R", "kind": "random", "arch": "resnet18"}], "tasks": ["no-such-task"]},

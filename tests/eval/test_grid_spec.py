@@ -8,13 +8,13 @@ from pathlib import Path
 import pytest
 import yaml
 
-from contrasting.eval.cells import build_cells, cell_key
-from contrasting.eval.grid_spec import (
+from contrasting.eval.catalog.tasks import catalog_hparam_check
+from contrasting.eval.grid.cells import build_cells, cell_key
+from contrasting.eval.grid.spec import (
     GridSpec,
     SpecError,
     TaskInfo,
     apply_overrides,
-    catalog_hparam_check,
     find_run_checkpoint,
     load_spec,
     parse_override,
@@ -154,8 +154,8 @@ def test_run_directory_checkpoint_and_metadata(tree):
 
 
 def test_catalog_lookup_knows_the_builtin_tasks():
-    pytest.importorskip("contrasting.eval.tasks")
-    from contrasting.eval.grid_spec import catalog_task_lookup
+    pytest.importorskip("contrasting.eval.catalog.tasks")
+    from contrasting.eval.grid.spec import catalog_task_lookup
 
     info = catalog_task_lookup("shapes-depth")
     assert info.group == "pixel structural" and not info.higher_is_better

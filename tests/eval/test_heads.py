@@ -7,7 +7,7 @@ import torch
 import torchvision
 
 from contrasting.eval import FrozenEncoder, get_task
-from contrasting.eval.heads import HEADS, DeepLabHead, LinearHead, MLPHead, UNetDecoder, build_head
+from contrasting.eval.catalog.heads import HEADS, DeepLabHead, LinearHead, MLPHead, UNetDecoder, build_head
 from tests.eval.conftest import TinyBackbone
 
 WIDTHS = {"resnet18": (64, 64, 128, 256, 512), "resnet50": (64, 256, 512, 1024, 2048)}

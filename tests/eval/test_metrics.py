@@ -9,7 +9,7 @@ import pytest
 import torch
 from sklearn.metrics import accuracy_score, jaccard_score
 
-from contrasting.eval.metrics import (
+from contrasting.eval.catalog.metrics import (
     L1,
     METRICS,
     BinaryIoU,
@@ -121,14 +121,14 @@ def test_empty_and_unknown():
 from hypothesis import given, settings  # noqa: E402
 from hypothesis import strategies as st  # noqa: E402
 
-from contrasting.eval.metric_stats import (  # noqa: E402
+from contrasting.eval.catalog.metric_stats import (  # noqa: E402
     bootstrap_weights,
     decode_samples,
     encode_samples,
     resample_values,
     value_from_totals,
 )
-from contrasting.eval.metrics import constant_predictor  # noqa: E402
+from contrasting.eval.catalog.metrics import constant_predictor  # noqa: E402
 
 
 def _random_case(name: str, seed: int, n: int, c: int = 4):

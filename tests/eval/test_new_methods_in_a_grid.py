@@ -7,9 +7,9 @@ import math
 
 import pytest
 
-from contrasting.eval.grid_spec import load_spec
-from contrasting.eval.pool import run_grid
-from contrasting.eval.store import ResultStore
+from contrasting.eval.grid.pool import run_grid
+from contrasting.eval.grid.spec import load_spec
+from contrasting.eval.grid.store import ResultStore
 
 pytest.importorskip("deepspeed")
 helpers = pytest.importorskip("tests.encoders.helpers")

@@ -12,8 +12,8 @@ import torchvision
 from sklearn.linear_model import LogisticRegression
 
 from contrasting.eval import FrozenEncoder, get_task, load_encoder, run_cell
-from contrasting.eval.features import cached_features
-from contrasting.eval.protocol import carve_val, load_task_data, make_optimizer, settings
+from contrasting.eval.cell.features import cached_features
+from contrasting.eval.cell.protocol import carve_val, load_task_data, make_optimizer, settings
 from tests.eval.conftest import TinyBackbone, tiny_backbone
 
 PROBE_MARGIN = 0.1  # |top-1 of our Adam probe − top-1 of scikit-learn's logistic regression|, same features
@@ -181,7 +181,7 @@ def test_checkpoint_layouts(tmp_path):
 
 
 def test_cells_report_standard_error_baseline_and_per_sample_statistics(world_root):
-    from contrasting.eval.metric_stats import decode_samples, value_from_totals
+    from contrasting.eval.catalog.metric_stats import decode_samples, value_from_totals
 
     for task in ("shapes-texture", "shapes-foreground"):
         r = run_cell("random:resnet18", task, hparams={"epochs": 1}, data_root=world_root, seed=0)
@@ -193,7 +193,7 @@ def test_cells_report_standard_error_baseline_and_per_sample_statistics(world_ro
 
 
 def test_refit_trains_the_selected_setting_on_train_and_validation(world_root, monkeypatch):
-    from contrasting.eval import protocol
+    from contrasting.eval.cell import protocol
 
     seen = []
     original = protocol._train_on_embeddings
@@ -217,7 +217,7 @@ def test_refit_trains_the_selected_setting_on_train_and_validation(world_root, m
 
 @pytest.mark.parametrize("pixel_cache", [False, True])
 def test_refit_of_a_pixel_head_sees_the_validation_images(world_root, monkeypatch, pixel_cache):
-    from contrasting.eval import protocol
+    from contrasting.eval.cell import protocol
 
     sizes = []
     original = protocol._fit_pixel_head

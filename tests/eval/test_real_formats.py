@@ -15,7 +15,7 @@ import pytest
 import torch
 
 from contrasting.eval import TaskDataError, check_data, get_task, list_tasks, read_task, run_cell
-from contrasting.eval.readers import TaskDataset, load_image
+from contrasting.eval.catalog.readers import TaskDataset, load_image
 from tests.eval.conftest import tiny_backbone
 from tests.eval.real_formats import MALFORMED, NO_RANGE, WRITERS
 
@@ -150,7 +150,7 @@ def test_kinetics_clips_are_decoded_with_a_video_reader(pristine):
 @pytest.mark.parametrize("task", ["thor-num-steps", "nuscenes-egomotion"])
 def test_class_count_is_read_from_the_labels(pristine, task):
     """As the study's code: the head's width is 1 + the largest training label, not a number fixed in the catalog."""
-    from contrasting.eval.protocol import _num_classes
+    from contrasting.eval.cell.protocol import _num_classes
 
     root, written = pristine(task)
     spec = get_task(task)

@@ -17,10 +17,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from contrasting.eval.analysis.report import MAIN_FIGURE, build_report
+from contrasting.eval.catalog.metric_stats import encode_samples
 from contrasting.eval.cli import report_command
-from contrasting.eval.metric_stats import encode_samples
-from contrasting.eval.report import MAIN_FIGURE, build_report
-from contrasting.eval.store import CellRecord, ResultStore, RunnerId
+from contrasting.eval.grid.store import CellRecord, ResultStore, RunnerId
 
 TASKS = {"shapes-shape": ("image", "semantic", "top1", True), "shapes-texture": ("image", "semantic", "top1", True),
          "shapes-count": ("image", "structural", "top1", True),
@@ -205,7 +205,7 @@ def test_comparison_with_another_report_names_changed_verdicts(report, tmp_path)
 
 
 def test_a_report_on_study_tasks_declares_where_the_protocol_differs(tmp_path):
-    from contrasting.eval.tasks import PROTOCOL_DEVIATIONS, TASKS
+    from contrasting.eval.catalog.tasks import PROTOCOL_DEVIATIONS, TASKS
     from tests.eval.grid_simulator import simulate
 
     frame = simulate(np.random.default_rng(0))

@@ -16,7 +16,7 @@ import subprocess
 
 import pytest
 
-from contrasting.eval.report import build_report
+from contrasting.eval.analysis.report import build_report
 from tests.eval.test_report import fill_store
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")

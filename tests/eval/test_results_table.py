@@ -1,4 +1,4 @@
-"""The results-table contract (``contrasting.eval.results``): typed columns, defaults, round trip, and bad
+"""The results-table contract (``contrasting.eval.analysis.results``): typed columns, defaults, round trip, and bad
 tables refused naming the row and column."""
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from contrasting.eval.results import COLUMNS, ResultsError, read_csv, validate, write_csv
+from contrasting.eval.analysis.results import COLUMNS, ResultsError, read_csv, validate, write_csv
 from tests.eval.grid_simulator import simulate
 
 

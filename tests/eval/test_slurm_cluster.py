@@ -17,9 +17,9 @@ from pathlib import Path
 
 import pytest
 
-from contrasting.eval.cluster import run_grid_cluster
-from contrasting.eval.grid_spec import TaskInfo, load_spec
-from contrasting.eval.store import ResultStore
+from contrasting.eval.grid.cluster import run_grid_cluster
+from contrasting.eval.grid.spec import TaskInfo, load_spec
+from contrasting.eval.grid.store import ResultStore
 
 pytestmark = pytest.mark.slurm
 

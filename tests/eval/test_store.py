@@ -11,8 +11,8 @@ import time
 import pytest
 
 from contrasting.eval.cli import report_command
-from contrasting.eval.grid_cli import grid_main
-from contrasting.eval.store import (
+from contrasting.eval.grid.cli import grid_main
+from contrasting.eval.grid.store import (
     SCHEMA_VERSION,
     CellRecord,
     ResultStore,

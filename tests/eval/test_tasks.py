@@ -13,11 +13,11 @@ import torch
 from PIL import Image
 
 from contrasting.eval import READERS, TASKS, TaskDataError, check_data, get_task, list_tasks, read_task
-from contrasting.eval.heads import HEADS
-from contrasting.eval.metrics import METRICS
-from contrasting.eval.objectives import LOSSES
-from contrasting.eval.readers import TARGET_DECODERS, TaskDataset, target_decoder
-from contrasting.eval.tasks import Layout, TaskSpec, register_task
+from contrasting.eval.catalog.heads import HEADS
+from contrasting.eval.catalog.metrics import METRICS
+from contrasting.eval.catalog.objectives import LOSSES
+from contrasting.eval.catalog.readers import TARGET_DECODERS, TaskDataset, target_decoder
+from contrasting.eval.catalog.tasks import Layout, TaskSpec, register_task
 
 STUDY = {  # the study's 20 tasks: group/kind, head, loss, metric, epochs/batch/lr (../shared/study.md)
     "imagenet": ("image/semantic", "linear", "ce", "top1", (100, 32, 1e-4)),

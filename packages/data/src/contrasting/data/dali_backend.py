@@ -53,8 +53,8 @@ from nvidia.dali.pipeline import do_not_convert
 from nvidia.dali.tensors import TensorListGPU
 
 from . import torch_photometric
-from .params import ViewParams, gaussian_kernel1d
-from .recipes import ColorJitter, GaussianBlur, Grayscale, HorizontalFlip, Recipe, Solarize, View
+from .params import ViewParams
+from .recipes import Recipe, View
 from .sources import read_encoded, read_target
 from .view_loader import Batch, ViewLoader
 
@@ -85,7 +85,7 @@ class ParamLayout:
         offsets, o = [], 9
         for op in view.ops:
             offsets.append(o)
-            o += 1 + (8 if isinstance(op, ColorJitter) else op.window(view.size) if isinstance(op, GaussianBlur) else 0)
+            o += 1 + op.slots(view.size)
         return ParamLayout(tuple(offsets), o)
 
 
@@ -105,12 +105,7 @@ def pack_view(vp: ViewParams, sizes: np.ndarray) -> np.ndarray:
     out[:, 8] = sy
     for op, o, p in zip(view.ops, layout.offsets, vp.ops, strict=True):
         out[:, o] = p["apply"]
-        if isinstance(op, ColorJitter):
-            out[:, o + 1:o + 5] = p["order"]
-            out[:, o + 5:o + 9] = p["factors"]
-        elif isinstance(op, GaussianBlur):
-            k = p["kernel_size"]
-            out[:, o + 1:o + 1 + k] = np.stack([gaussian_kernel1d(k, s) for s in p["sigma"]])
+        op.pack(p, out[:, o + 1:o + 1 + op.slots(view.size)])
     return out
 
 
@@ -245,24 +240,17 @@ def _photometric(x, p, plan):
     return x
 
 
+def jitter_kernels(ranges, gpu: bool, hue: str) -> tuple:
+    """The native kernels of the four colour-jitter adjustments (None where ``ranges`` disables one)."""
+    fns = (_brightness, _contrast, _saturation, HUE_MODELS[hue])
+    return tuple(None if r is None else functools.partial(f, gpu=gpu) for f, r in zip(fns, ranges, strict=True))
+
+
 def _op_plan(view: View, layout: ParamLayout, gpu: bool, hue: str) -> list:
-    """Static description of the view's photometric ops (AutoGraph converts none of this)."""
-    plan = []
-    for op, o in zip(view.ops, layout.offsets, strict=True):
-        if isinstance(op, ColorJitter):
-            fns = (_brightness, _contrast, _saturation, HUE_MODELS[hue])
-            ops = tuple(None if r is None else functools.partial(f, gpu=gpu)
-                        for f, r in zip(fns, op.ranges(), strict=True))
-            plan.append(("jitter", o, ops))
-        elif isinstance(op, Grayscale):
-            plan.append(("gray", o, None))
-        elif isinstance(op, GaussianBlur):
-            plan.append(("blur", o, (op.window(view.size), gpu)))
-        elif isinstance(op, Solarize):
-            plan.append(("solarize", o, op.threshold))
-        elif not isinstance(op, HorizontalFlip):  # flips: the net flip in crop_mirror_normalize
-            raise NotImplementedError(f"DALI backend: unsupported op {type(op).__name__}")
-    return plan
+    """Static description of the view's photometric ops, each op's ``dali_step`` (AutoGraph converts none of
+    this; the net flip is applied by crop_mirror_normalize)."""
+    return [(step[0], o, step[1]) for op, o in zip(view.ops, layout.offsets, strict=True)
+            if (step := op.dali_step(view.size, gpu, hue)) is not None]
 
 
 @functools.cache

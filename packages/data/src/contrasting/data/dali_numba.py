@@ -27,30 +27,22 @@ from __future__ import annotations
 import numba
 import numpy as np
 
-from .recipes import ColorJitter, GaussianBlur, Grayscale, HorizontalFlip, Solarize, View
-
-JITTER, GRAY, BLUR, SOLARIZE = 1.0, 2.0, 3.0, 4.0
+from .ops import NUMBA_BLUR as BLUR
+from .ops import NUMBA_GRAY as GRAY
+from .ops import NUMBA_JITTER as JITTER
+from .ops import NUMBA_SOLARIZE as SOLARIZE
+from .recipes import View
 
 
 def program(view: View, offsets: tuple[int, ...]) -> np.ndarray:
-    """(n_ops, 3) float32 rows (kind, parameter offset, argument) of ``view``'s photometric ops.
+    """(n_ops, 3) float32 rows (kind, parameter offset, argument) of ``view``'s photometric ops (each op's
+    ``numba_row``; ops that mirror are left to the caller).
 
     Arguments: jitter → bit mask of the enabled adjustments (1 brightness, 2 contrast, 4 saturation, 8 hue);
-    blur → the window k; solarize → the threshold on the 0–255 scale. Flips are left to the caller.
+    blur → the window k; solarize → the threshold on the 0–255 scale.
     """
-    rows = []
-    for op, o in zip(view.ops, offsets, strict=True):
-        if isinstance(op, ColorJitter):
-            mask = sum(1 << k for k, r in enumerate(op.ranges()) if r is not None)
-            rows.append((JITTER, o, mask))
-        elif isinstance(op, Grayscale):
-            rows.append((GRAY, o, 0))
-        elif isinstance(op, GaussianBlur):
-            rows.append((BLUR, o, op.window(view.size)))
-        elif isinstance(op, Solarize):
-            rows.append((SOLARIZE, o, op.threshold * 255.0))
-        elif not isinstance(op, HorizontalFlip):
-            raise NotImplementedError(f"DALI backend: unsupported op {type(op).__name__}")
+    rows = [(row[0], o, row[1]) for op, o in zip(view.ops, offsets, strict=True)
+            if (row := op.numba_row(view.size)) is not None]
     return np.array(rows, dtype=np.float32).reshape(-1, 3)
 
 

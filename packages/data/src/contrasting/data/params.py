@@ -21,10 +21,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .recipes import ColorJitter, GaussianBlur, Grayscale, HorizontalFlip, Recipe, Solarize, View
+from .ops import JITTER_IDENTITY, gaussian_kernel1d  # noqa: F401 (the executors' names for them)
+from .recipes import Recipe, View
 
 RRC_ATTEMPTS = 10  # torchvision's RandomResizedCrop tries 10 windows before falling back to the centre
-JITTER_IDENTITY = (1.0, 1.0, 1.0, 0.0)  # brightness, contrast, saturation factors and hue shift that do nothing
 
 
 @dataclass
@@ -93,27 +93,9 @@ def center_crop(sizes: np.ndarray, size: int, resize: int) -> tuple[np.ndarray, 
     return pre, crop
 
 
-def gaussian_kernel1d(kernel_size: int, sigma: float) -> np.ndarray:
-    """torchvision's 1-D Gaussian kernel (float32, sums to 1) of odd ``kernel_size`` and width ``sigma``."""
-    x = np.arange(kernel_size, dtype=np.float64) - (kernel_size - 1) / 2.0
-    k = np.exp(-0.5 * (x / sigma) ** 2)
-    return (k / k.sum()).astype(np.float32)
-
-
 def _sample_op(op, view: View, n: int, rng: np.random.Generator) -> dict:
     out = {"apply": rng.random(n) < op.p}
-    if isinstance(op, ColorJitter):
-        out["order"] = np.argsort(rng.random((n, 4)), axis=1).astype(np.int64)
-        factors = np.tile(np.asarray(JITTER_IDENTITY), (n, 1))
-        for k, rng_k in enumerate(op.ranges()):
-            if rng_k is not None:
-                factors[:, k] = rng.uniform(rng_k[0], rng_k[1], size=n)
-        out["factors"] = factors
-    elif isinstance(op, GaussianBlur):
-        out["sigma"] = rng.uniform(op.sigma[0], op.sigma[1], size=n)
-        out["kernel_size"] = op.window(view.size)
-    elif not isinstance(op, (Grayscale, Solarize, HorizontalFlip)):
-        raise TypeError(f"sample_view: unsupported op {type(op).__name__}")
+    out.update(op.sample(view.size, n, rng))
     return out
 
 
@@ -131,7 +113,7 @@ def sample_view(view: View, sizes: np.ndarray, rng: np.random.Generator) -> View
     ops = [_sample_op(op, view, n, rng) for op in view.ops]
     flip = np.zeros(n, dtype=bool)
     for op, params in zip(view.ops, ops, strict=True):
-        if isinstance(op, HorizontalFlip):
+        if op.mirrors:
             flip ^= params["apply"]
     return ViewParams(view=view, crop=crop, resize=resize, flip=flip, ops=ops)
 

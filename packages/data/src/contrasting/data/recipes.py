@@ -2,14 +2,8 @@
 
 A recipe is declared once and compiled per backend (``dali_backend.build_pipeline`` and
 ``torchvision_backend.apply_view``); both read the same dataclasses and the same sampled parameters
-(``params.sample_view``). Every op carries its probability ``p`` and the parameters of the paper that
-introduced the recipe, in torchvision's conventions:
-
-* ``ColorJitter(brightness=0.4)`` means a factor drawn from U[0.6, 1.4]; ``hue=0.1`` a hue shift drawn from
-  U[-0.1, 0.1] turns of the colour circle (DALI's degrees: × 360). The four adjustments run in a random order
-  per sample, as torchvision (and SimCLR's TensorFlow code) do.
-* ``GaussianBlur.kernel_size=None`` is SimCLR's rule: 10 % of the view size, odd (23 at 224 px, 11 at 96 px).
-* ``Solarize.threshold`` is on the [0, 1] intensity scale (BYOL: 0.5, i.e. pixels ≥ 127.5 of 255 are inverted).
+(``params.sample_view``). Every op (``ops``: one class each, which both executors dispatch on) carries its
+probability ``p`` and the parameters of the paper that introduced the recipe, in torchvision's conventions.
 
 Geometry belongs to the view: ``crop="random_resized"`` (area fraction ``scale``, aspect ``ratio``),
 ``"center"`` (shorter side to ``resize``, then a centre crop of ``size``) or ``"resize"`` (plain resize of the
@@ -20,137 +14,18 @@ flips apply to the image and its target alike; the photometric ops to the image 
 from __future__ import annotations
 
 import dataclasses
-import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 import yaml
 
+from .ops import OPS, ColorJitter, GaussianBlur, Grayscale, HorizontalFlip, Op, Solarize, checked_pair
+
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 CROPS = ("random_resized", "center", "resize")
 TARGETS = (None, "mask", "depth", "flow")
-
-
-def _pair(name: str, value, *, low: float | None = None, high: float | None = None) -> tuple[float, float]:
-    if isinstance(value, (list, tuple)) and len(value) == 2 and all(isinstance(v, (int, float)) for v in value):
-        lo, hi = float(value[0]), float(value[1])
-    else:
-        raise ValueError(f"{name}: expected a pair (low, high), got {value!r}")
-    if not (math.isfinite(lo) and math.isfinite(hi) and lo <= hi):
-        raise ValueError(f"{name}: expected finite low <= high, got {value!r}")
-    if (low is not None and lo < low) or (high is not None and hi > high):
-        raise ValueError(f"{name}: expected values in [{low}, {high}], got {value!r}")
-    return lo, hi
-
-
-def _probability(name: str, p) -> float:
-    if isinstance(p, bool) or not isinstance(p, (int, float)) or not 0.0 <= p <= 1.0:
-        raise ValueError(f"{name}: expected a probability in [0, 1], got {p!r}")
-    return float(p)
-
-
-def _jitter_range(name: str, value, center: float, bound: tuple[float, float]) -> tuple[float, float] | None:
-    """torchvision's ``ColorJitter._check_input``: x → [center − x, center + x] (clipped), None if degenerate."""
-    if isinstance(value, (int, float)) and not isinstance(value, bool):
-        if value < 0:
-            raise ValueError(f"ColorJitter.{name}: expected a non-negative value, got {value!r}")
-        lo, hi = center - float(value), center + float(value)
-        if name != "hue":
-            lo = max(lo, 0.0)
-    else:
-        lo, hi = _pair(f"ColorJitter.{name}", value)
-    if lo < bound[0] or hi > bound[1]:
-        raise ValueError(f"ColorJitter.{name}: range [{lo}, {hi}] leaves [{bound[0]}, {bound[1]}]")
-    return None if lo == hi == center else (lo, hi)
-
-
-@dataclass(frozen=True)
-class ColorJitter:
-    """Brightness, contrast, saturation (multiplicative) and hue (additive, in turns) in a random order.
-
-    Applied as a whole with probability ``p`` (``RandomApply([ColorJitter(...)], p)``).
-    """
-
-    brightness: float | tuple[float, float] = 0.0
-    contrast: float | tuple[float, float] = 0.0
-    saturation: float | tuple[float, float] = 0.0
-    hue: float | tuple[float, float] = 0.0
-    p: float = 1.0
-
-    def __post_init__(self):
-        _probability("ColorJitter.p", self.p)
-        self.ranges()
-
-    def ranges(self) -> tuple[tuple[float, float] | None, ...]:
-        """(brightness, contrast, saturation, hue) sampling ranges; None for an adjustment that is off."""
-        inf = float("inf")
-        return (
-            _jitter_range("brightness", self.brightness, 1.0, (0.0, inf)),
-            _jitter_range("contrast", self.contrast, 1.0, (0.0, inf)),
-            _jitter_range("saturation", self.saturation, 1.0, (0.0, inf)),
-            _jitter_range("hue", self.hue, 0.0, (-0.5, 0.5)),
-        )
-
-
-@dataclass(frozen=True)
-class Grayscale:
-    """ITU-R 601-2 luma (0.2989 R + 0.587 G + 0.114 B) replicated to three channels, with probability ``p``."""
-
-    p: float = 0.2
-
-    def __post_init__(self):
-        _probability("Grayscale.p", self.p)
-
-
-@dataclass(frozen=True)
-class GaussianBlur:
-    """Gaussian blur with σ ~ U[sigma], a square ``kernel_size`` window (None: 10 % of the view size, odd)."""
-
-    p: float = 0.5
-    sigma: tuple[float, float] = (0.1, 2.0)
-    kernel_size: int | None = None
-
-    def __post_init__(self):
-        _probability("GaussianBlur.p", self.p)
-        lo, _ = _pair("GaussianBlur.sigma", self.sigma)
-        if lo <= 0:
-            raise ValueError(f"GaussianBlur.sigma: expected values > 0, got {self.sigma!r}")
-        k = self.kernel_size
-        if k is not None and (isinstance(k, bool) or not isinstance(k, int) or k < 1 or k % 2 == 0):
-            raise ValueError(f"GaussianBlur.kernel_size: expected an odd positive int or None, got {k!r}")
-
-    def window(self, view_size: int) -> int:
-        """The kernel size used for a view of ``view_size`` pixels."""
-        return self.kernel_size if self.kernel_size is not None else 2 * round(0.05 * view_size) + 1
-
-
-@dataclass(frozen=True)
-class Solarize:
-    """Invert the intensities at or above ``threshold`` (on the [0, 1] scale), with probability ``p``."""
-
-    p: float = 0.2
-    threshold: float = 0.5
-
-    def __post_init__(self):
-        _probability("Solarize.p", self.p)
-        if not isinstance(self.threshold, (int, float)) or not 0.0 <= self.threshold <= 1.0:
-            raise ValueError(f"Solarize.threshold: expected a value in [0, 1], got {self.threshold!r}")
-
-
-@dataclass(frozen=True)
-class HorizontalFlip:
-    """Mirror left-right with probability ``p`` (the image and, in dense recipes, its target)."""
-
-    p: float = 0.5
-
-    def __post_init__(self):
-        _probability("HorizontalFlip.p", self.p)
-
-
-Op = ColorJitter | Grayscale | GaussianBlur | Solarize | HorizontalFlip
-OPS: dict[str, type] = {cls.__name__: cls for cls in (ColorJitter, Grayscale, GaussianBlur, Solarize, HorizontalFlip)}
 
 
 @dataclass(frozen=True)
@@ -172,10 +47,10 @@ class View:
                 raise ValueError(f"View.{name}: expected a positive int, got {v!r}")
         if self.crop not in CROPS:
             raise ValueError(f"View.crop: expected one of {', '.join(map(repr, CROPS))}, got {self.crop!r}")
-        lo, hi = _pair("View.scale", self.scale, low=0.0, high=1.0)
+        lo, hi = checked_pair("View.scale", self.scale, low=0.0, high=1.0)
         if lo <= 0:
             raise ValueError(f"View.scale: expected 0 < low <= high <= 1, got {self.scale!r}")
-        lo, _ = _pair("View.ratio", self.ratio)
+        lo, _ = checked_pair("View.ratio", self.ratio)
         if lo <= 0:
             raise ValueError(f"View.ratio: expected 0 < low <= high, got {self.ratio!r}")
         if self.resize is not None:
@@ -187,7 +62,7 @@ class View:
         object.__setattr__(self, "ratio", tuple(float(v) for v in self.ratio))
         object.__setattr__(self, "ops", tuple(self.ops))
         for op in self.ops:
-            if not isinstance(op, tuple(OPS.values())):
+            if not isinstance(op, Op):
                 raise TypeError(f"View.ops: expected ops from {', '.join(OPS)}, got {type(op).__name__}")
 
     @property

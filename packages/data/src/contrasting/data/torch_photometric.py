@@ -28,8 +28,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .params import ViewParams, gaussian_kernel1d
-from .recipes import ColorJitter, GaussianBlur, Grayscale, HorizontalFlip, Solarize
+from .params import ViewParams
 
 # HSV → RGB: for each hexcone sector i = 0…5, which of (v, p, q, t) each output channel takes
 _SECTOR = ((0, 2, 1, 1, 3, 0), (3, 0, 0, 2, 1, 1), (1, 1, 3, 0, 0, 2))
@@ -124,7 +123,7 @@ def solarize(x: torch.Tensor, threshold: float) -> torch.Tensor:
 JITTER_OPS = (brightness, contrast, saturation, hue)
 
 
-def _update(x: torch.Tensor, rows: np.ndarray, op, *args) -> None:
+def update(x: torch.Tensor, rows: np.ndarray, op, *args) -> None:
     """x[rows] ← op(x[rows], *args), ``rows`` host indices (nothing to do when empty)."""
     if rows.size:
         idx = torch.from_numpy(rows).to(x.device)
@@ -133,29 +132,11 @@ def _update(x: torch.Tensor, rows: np.ndarray, op, *args) -> None:
 
 def apply_view(x: torch.Tensor, vp: ViewParams) -> torch.Tensor:
     """The photometric ops of ``vp.view`` on the uint8 batch ``x`` (n, 3, H, W), sample by sample as
-    ``vp`` drew them (flips are left to the caller: every op here commutes with them). Returns a new tensor."""
+    ``vp`` drew them (each op's ``torch_batch``; flips are left to the caller: every op here commutes with them).
+    Returns a new tensor."""
     x = x.clone()
     for op, p in zip(vp.view.ops, vp.ops, strict=True):
-        on = np.asarray(p["apply"], dtype=bool)
-        if isinstance(op, ColorJitter):
-            enabled = [k for k, r in enumerate(op.ranges()) if r is not None]
-            for pos in range(4):
-                for k in enabled:
-                    rows = np.flatnonzero(on & (p["order"][:, pos] == k))
-                    if rows.size:
-                        factors = np.asarray(p["factors"][rows, k], dtype=np.float32)
-                        _update(x, rows, JITTER_OPS[k], torch.from_numpy(factors).to(x.device))
-        elif isinstance(op, Grayscale):
-            _update(x, np.flatnonzero(on), grayscale)
-        elif isinstance(op, GaussianBlur):
-            rows = np.flatnonzero(on)
-            if rows.size:
-                kernels = np.stack([gaussian_kernel1d(p["kernel_size"], s) for s in p["sigma"][rows]])
-                _update(x, rows, blur, torch.from_numpy(kernels))
-        elif isinstance(op, Solarize):
-            _update(x, np.flatnonzero(on), solarize, op.threshold * 255.0)
-        elif not isinstance(op, HorizontalFlip):
-            raise NotImplementedError(f"torch photometric ops: unsupported op {type(op).__name__}")
+        op.torch_batch(x, p, np.asarray(p["apply"], dtype=bool))
     return x
 
 

@@ -20,7 +20,7 @@ from torchvision.transforms import InterpolationMode, v2
 from torchvision.transforms.v2 import functional as F
 
 from .params import ViewParams
-from .recipes import ColorJitter, GaussianBlur, Grayscale, HorizontalFlip, Recipe, Solarize, View
+from .recipes import Recipe, View
 from .sources import Catalog, pil_rgb, read_target
 
 
@@ -31,30 +31,8 @@ def decode(path: str) -> torch.Tensor:
     return torch.from_numpy(np.array(pil_rgb(path))).permute(2, 0, 1)
 
 
-def _jitter(img: torch.Tensor, op: ColorJitter, order, factors) -> torch.Tensor:
-    ranges = op.ranges()
-    adjust = (F.adjust_brightness, F.adjust_contrast, F.adjust_saturation, F.adjust_hue)
-    for k in order:
-        if ranges[k] is not None:
-            img = adjust[k](img, float(factors[k]))
-    return img
-
-
 def _apply_op(img: torch.Tensor, op, params: dict, i: int) -> torch.Tensor:
-    if not params["apply"][i]:
-        return img
-    if isinstance(op, ColorJitter):
-        return _jitter(img, op, params["order"][i], params["factors"][i])
-    if isinstance(op, Grayscale):
-        return F.rgb_to_grayscale(img, num_output_channels=3)
-    if isinstance(op, GaussianBlur):
-        k, sigma = params["kernel_size"], float(params["sigma"][i])
-        return F.gaussian_blur(img, [k, k], [sigma, sigma])
-    if isinstance(op, Solarize):
-        return F.solarize(img, threshold=op.threshold * 255.0)
-    if isinstance(op, HorizontalFlip):
-        return F.horizontal_flip(img)
-    raise NotImplementedError(f"torchvision backend: unsupported op {type(op).__name__}")
+    return op.torchvision_one(img, params, i) if params["apply"][i] else img
 
 
 def _geometry(img: torch.Tensor, vp: ViewParams, i: int, interpolation, antialias: bool) -> torch.Tensor:
@@ -167,22 +145,6 @@ def identity(x):
 
 
 # --------------------------------------------------------------------------------------------- plain torchvision
-def _op_transform(op, size: int):
-    if isinstance(op, ColorJitter):
-        jitter = v2.ColorJitter(*(r if r is not None else None for r in op.ranges()))
-        return v2.RandomApply([jitter], p=op.p)
-    if isinstance(op, Grayscale):
-        return v2.RandomGrayscale(p=op.p)
-    if isinstance(op, GaussianBlur):
-        k = op.window(size)
-        return v2.RandomApply([v2.GaussianBlur(k, sigma=op.sigma)], p=op.p)
-    if isinstance(op, Solarize):
-        return v2.RandomSolarize(threshold=op.threshold * 255.0, p=op.p)
-    if isinstance(op, HorizontalFlip):
-        return v2.RandomHorizontalFlip(p=op.p)
-    raise NotImplementedError(f"torchvision backend: unsupported op {type(op).__name__}")
-
-
 def view_transform(view: View, mean, std) -> v2.Compose:
     """The plain torchvision v2 pipeline of one view (uint8 (3, H, W) in, normalised float out)."""
     if view.crop == "random_resized":
@@ -191,7 +153,7 @@ def view_transform(view: View, mean, std) -> v2.Compose:
         geometry = [v2.Resize((view.size, view.size), antialias=True)]
     else:
         geometry = [v2.Resize(view.resize_to, antialias=True), v2.CenterCrop(view.size)]
-    ops = [_op_transform(op, view.size) for op in view.ops]
+    ops = [op.torchvision_transform(view.size) for op in view.ops]
     tail = [v2.ToDtype(torch.float32, scale=True), v2.Normalize(list(mean), list(std))]
     return v2.Compose(geometry + ops + tail)
 

@@ -4,14 +4,16 @@ Each is an ``argparse`` ``type=`` callable: it returns the parsed value or raise
 ``argparse.ArgumentTypeError`` with what was expected, so argparse prints
 ``argument --workers: expected an integer >= 1, got '-1'`` and exits with status 2 before any work starts.
 Paths are checked for what they must be (an existing file, an existing folder, or a place a folder can be
-made), not opened.
+made), not opened. ``OneLineParser`` is the parser every command uses: its errors are one line.
 """
 
 from __future__ import annotations
 
 import argparse
 import math
+import re
 from pathlib import Path
+from typing import NoReturn
 
 
 def _integer(text: str, least: int) -> int:
@@ -122,3 +124,37 @@ def new_file(text: str) -> Path:
 def output_file_or_stdout(text: str) -> Path | str:
     """``-`` (standard output) or a file to write (``output_file``)."""
     return text if text == "-" else output_file(text)
+
+
+def existing_path(text: str) -> Path:
+    """A file or folder that exists (``--compare``: another report's folder or its findings.json)."""
+    path = Path(text).expanduser()
+    if not path.exists():
+        raise argparse.ArgumentTypeError(f"no such file or folder: {text!r}")
+    return path
+
+
+def hash_prefix(text: str) -> str:
+    """A grid spec hash or a prefix of one: hexadecimal digits."""
+    if not re.fullmatch(r"[0-9a-fA-F]{1,64}", text):
+        raise argparse.ArgumentTypeError(f"expected a spec hash (a prefix of hexadecimal digits), got {text!r}")
+    return text.lower()
+
+
+class OneLineParser(argparse.ArgumentParser):
+    """An ``ArgumentParser`` whose errors are one line on stderr, ``<prog>: error: <message>``, exit status 2
+    (the shape of every other failure of a ``contrasting`` command); ``--help`` lists the options. Its
+    sub-parsers are of the same class."""
+
+    def error(self, message: str) -> NoReturn:
+        """Print ``<prog>: error: <message>`` on one line and exit with status 2."""
+        self.exit(2, f"{self.prog}: error: {' '.join(message.split())}\n")
+
+
+def parse_or_status(parser: argparse.ArgumentParser, argv: list[str] | None) -> argparse.Namespace | int:
+    """``parser.parse_args(argv)``, or the exit status argparse chose (2 after its one-line error, 0 after
+    ``--help``) for commands whose callers expect a status rather than ``SystemExit``."""
+    try:
+        return parser.parse_args(argv)
+    except SystemExit as stop:
+        return stop.code if isinstance(stop.code, int) else 2

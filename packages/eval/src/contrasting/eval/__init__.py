@@ -8,27 +8,40 @@ and the analysis of its results.
     from contrasting.eval import analyze
     findings = analyze(pandas.read_csv("results.csv"))             # → FindingRecord per finding
 
-Modules: ``tasks`` (TaskSpec registry), ``readers`` (layouts → samples), ``heads``, ``objectives`` (losses),
-``metrics``, ``features`` (the feature cache), ``protocol`` (``run_cell``), ``cli``; the analysis —
-``results`` (the results-table contract), ``stats``, ``claims`` (the findings), ``report`` — imports no torch.
-Names are imported on first use, so that ``import contrasting.eval`` (and the analysis) stays light.
+Subpackages by job, each importing only those listed before it:
+
+* ``catalog`` — the end tasks as data: ``tasks`` (TaskSpec registry, Schedule), ``readers`` (layouts → samples),
+  ``world`` (the built-in world), ``metrics`` and ``metric_stats``, ``heads``, ``objectives`` (losses),
+  ``data_check``;
+* ``cell`` — one cell of the protocol: ``encoder`` (FrozenEncoder, load_encoder), ``features`` (the feature
+  cache), ``protocol`` (``run_cell``);
+* ``grid`` — many cells: ``spec`` (the grid spec), ``cells`` (keys, requests, executors), ``store`` (SQLite),
+  ``pool`` (local workers), ``cluster`` (Slurm), ``cli`` (``contrasting grid``);
+* ``analysis`` — ``results`` (the results-table contract), ``stats``, ``claims`` (the findings), ``plots``,
+  ``report``, ``cli`` (``contrasting report``'s arguments); imports no torch (tests/eval/test_cli_startup.py).
+
+``cli`` (``contrasting eval`` / ``tasks`` / ``report``) and ``demo`` (``contrasting demo``) sit on top. Names
+are imported on first use, so that ``import contrasting.eval`` (and the analysis) stays light.
 """
 
 from contrasting.data.lazy import lazy_exports
 
 _EXPORTS = {
-    "FrozenEncoder": "_adapters", "load_encoder": "_adapters",
-    "HEADS": "heads", "DeepLabHead": "heads", "LinearHead": "heads", "MLPHead": "heads",
-    "TwoFrameUNetDecoder": "heads", "UNetDecoder": "heads", "build_head": "heads",
-    "L1": "metrics", "METRICS": "metrics", "BinaryIoU": "metrics", "ConfusionMatrix": "metrics",
-    "FlowAccuracy": "metrics", "Top1": "metrics", "make_metric": "metrics",
-    "CellResult": "protocol", "run_cell": "protocol",
-    "READERS": "readers", "TaskData": "readers", "read_task": "readers",
-    "TASKS": "tasks", "DataStatus": "tasks", "Layout": "tasks", "Schedule": "tasks", "TaskDataError": "tasks",
-    "TaskSpec": "tasks", "check_data": "tasks", "get_task": "tasks", "list_tasks": "tasks",
-    "register_task": "tasks",
-    "analyze": "claims", "FindingRecord": "claims", "CLAIMS": "claims",
-    "ResultsError": "results", "read_results_csv": "results:read_csv",
+    **dict.fromkeys(("FrozenEncoder", "load_encoder"), "cell.encoder"),
+    **dict.fromkeys((
+        "HEADS", "DeepLabHead", "LinearHead", "MLPHead", "TwoFrameUNetDecoder", "UNetDecoder", "build_head"
+    ), "catalog.heads"),
+    **dict.fromkeys((
+        "L1", "METRICS", "BinaryIoU", "ConfusionMatrix", "FlowAccuracy", "Top1", "make_metric"
+    ), "catalog.metrics"),
+    **dict.fromkeys(("CellResult", "run_cell"), "cell.protocol"),
+    **dict.fromkeys(("READERS", "TaskData", "read_task"), "catalog.readers"),
+    **dict.fromkeys((
+        "TASKS", "DataStatus", "Layout", "Schedule", "TaskDataError", "TaskSpec", "check_data", "get_task",
+        "list_tasks", "register_task"
+    ), "catalog.tasks"),
+    **dict.fromkeys(("analyze", "FindingRecord", "CLAIMS"), "analysis.claims"),
+    "ResultsError": "analysis.results", "read_results_csv": "analysis.results:read_csv",
 }
 
 __getattr__, __dir__, __all__ = lazy_exports(__name__, _EXPORTS, "contrasting-eval")

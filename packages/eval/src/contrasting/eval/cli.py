@@ -24,38 +24,19 @@ import json
 import re
 import sys
 from pathlib import Path
-from typing import NoReturn
 
 from contrasting.data.atomic import atomic_write_text
 from contrasting.encoders.cli_args import (
+    OneLineParser,
     existing_dir,
     nonnegative_int,
     output_dir,
     output_file_or_stdout,
+    parse_or_status,
     positive_int,
 )
 from contrasting.encoders.cli_errors import debugging, error_line, usage_errors
-from contrasting.eval.grid_spec import catalog_hparam_check
-from contrasting.eval.tasks import TASKS, TaskDataError, check_data, list_tasks
-
-
-class OneLineParser(argparse.ArgumentParser):
-    """An ``ArgumentParser`` whose errors are one line on stderr, ``<prog>: error: <message>``, exit status 2
-    (the shape of every other failure of a ``contrasting`` command); ``--help`` lists the options. Its
-    sub-parsers are of the same class."""
-
-    def error(self, message: str) -> NoReturn:
-        """Print ``<prog>: error: <message>`` on one line and exit with status 2."""
-        self.exit(2, f"{self.prog}: error: {' '.join(message.split())}\n")
-
-
-def parse_or_status(parser: argparse.ArgumentParser, argv: list[str] | None) -> argparse.Namespace | int:
-    """``parser.parse_args(argv)``, or the exit status argparse chose (2 after its one-line error, 0 after
-    ``--help``) for commands whose callers expect a status rather than ``SystemExit``."""
-    try:
-        return parser.parse_args(argv)
-    except SystemExit as stop:
-        return stop.code if isinstance(stop.code, int) else 2
+from contrasting.eval.catalog.tasks import TASKS, TaskDataError, catalog_hparam_check, check_data, list_tasks
 
 
 def _tasks_parser() -> argparse.ArgumentParser:
@@ -72,7 +53,7 @@ def _tasks_parser() -> argparse.ArgumentParser:
 
 def check_command(root, as_json: bool) -> int:
     """``tasks --check ROOT``: one line per study task (``data_check.check_task_data``); 0 when all are found."""
-    from contrasting.eval.data_check import check_task_data
+    from contrasting.eval.catalog.data_check import check_task_data
 
     checks = [check_task_data(spec, root) for spec in list_tasks() if not spec.builtin]
     for c in checks:
@@ -91,7 +72,7 @@ def check_command(root, as_json: bool) -> int:
 def describe_task(name: str, data_root=None) -> str:
     """A task's entry as text: what it measures, its expected data layout (and whether it is present), its
     protocol, and where that protocol differs from the study's (``deviations`` + ``PROTOCOL_DEVIATIONS``)."""
-    from contrasting.eval.tasks import PROTOCOL_DEVIATIONS, get_task
+    from contrasting.eval.catalog.tasks import PROTOCOL_DEVIATIONS, get_task
 
     spec = get_task(name)
     status = check_data(spec, data_root)
@@ -246,7 +227,7 @@ def eval_command(argv: list[str] | None = None) -> int:
             raise error
         print(error_line("eval", error), file=sys.stderr)
         return 2
-    from contrasting.eval.protocol import run_cell  # torch: only once the arguments parse
+    from contrasting.eval.cell.protocol import run_cell  # torch: only once the arguments parse
 
     results = []
     try:
@@ -314,14 +295,14 @@ def report_command(argv: list[str] | None = None) -> int:
     The parser is built here, the analysis (pandas, scipy, matplotlib) imported only once the arguments parse,
     so that ``contrasting report --help`` answers at once. Returns the exit status, 2 after one line on stderr
     for a bad option or source."""
-    from contrasting.eval.report_cli import add_report_arguments  # argparse only
+    from contrasting.eval.analysis.cli import add_report_arguments  # argparse only
 
     parser = OneLineParser(prog="contrasting report",
                            description="Analysis report from a results store or a results CSV.")
     args = parse_or_status(add_report_arguments(parser), argv)
     if isinstance(args, int):
         return args
-    from contrasting.eval.report import run_report  # the heavy part
+    from contrasting.eval.analysis.report import run_report  # the heavy part
 
     return run_report(args)
 

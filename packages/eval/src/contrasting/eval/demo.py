@@ -24,14 +24,14 @@ Steps (each resumable; a rerun reuses everything that is finished):
 3. **Grid.** A grid spec (``<out>/grid.yaml``: every encoder × every task of the preset, with the metadata the
    analysis needs: method, corpus, corpus size, epochs, the balanced/unbalanced pair ``shapes``/``shapes-lt``,
    the supervised/random roles, the reference task and each task's ``similar_corpus`` from the data registry)
-   run by ``contrasting.eval.pool.run_grid`` into ``<out>/grid.sqlite`` (finished cells are
+   run by ``contrasting.eval.grid.pool.run_grid`` into ``<out>/grid.sqlite`` (finished cells are
    kept across runs). Cells run through ``demo_cell``: the protocol's ``run_cell`` at the preset's image size —
    image-level tasks on cached features, selecting among a few settings on the validation split; pixel-wise
    tasks with the U-Net head for 8 epochs on cached multi-scale features (``pixel_cache``).
-4. **Report.** ``contrasting.eval.report.build_report`` into ``<out>/report/`` (HTML, Markdown, ``findings.json``,
-   the long ``results.csv``, figures; ``figures/scatter_vs_reference.png`` is the main one, with every cell's
-   gain over its task's trivial baseline and the cells at chance greyed); the findings, their effects with
-   intervals and verdicts are printed, and ``<out>/demo.json`` records what ran, what was reused, the wall and
+4. **Report.** ``contrasting.eval.analysis.report.build_report`` into ``<out>/report/`` (HTML, Markdown,
+   ``findings.json``, the long ``results.csv``, figures; ``figures/scatter_vs_reference.png`` is the main one, with
+   every cell's gain over its task's trivial baseline and the cells at chance greyed); the findings, their effects
+   with intervals and verdicts are printed, and ``<out>/demo.json`` records what ran, what was reused, the wall and
    CPU time of every step and the findings.
 
 Presets (``PRESETS``): ``quick`` (the default), ``full`` (``--full``), ``tiny`` (the test suite's: two corpora,
@@ -250,7 +250,7 @@ def world_config(preset: Preset):
 
 def eval_tasks(preset: Preset) -> list[str]:
     """The evaluation task names of a preset (every built-in task of the catalog when it names none)."""
-    from contrasting.eval.tasks import get_task, list_tasks
+    from contrasting.eval.catalog.tasks import get_task, list_tasks
 
     if preset.tasks is None:
         return [t.name for t in list_tasks(builtin=True)]
@@ -262,7 +262,7 @@ def eval_tasks(preset: Preset) -> list[str]:
 
 def world_task(task: str) -> str:
     """The data registry's name of a built-in evaluation task (``shapes-shape`` → ``shape-cls``)."""
-    from contrasting.eval.tasks import get_task
+    from contrasting.eval.catalog.tasks import get_task
 
     return get_task(task).layout.options["world_task"]
 
@@ -580,7 +580,7 @@ def _write_json(path: Path, data) -> None:
 
 
 def grid_spec(preset: Preset, runs: list[PretrainRun], world, out: Path, workers: int) -> dict:
-    """The grid spec (the YAML layout of ``contrasting.eval.grid_spec``) of the finished ``runs`` × the
+    """The grid spec (the YAML layout of ``contrasting.eval.grid.spec``) of the finished ``runs`` × the
     preset's tasks, with the analysis metadata."""
     encoders = []
     balanced, unbalanced = BALANCED_PAIR
@@ -626,7 +626,7 @@ def grid_spec(preset: Preset, runs: list[PretrainRun], world, out: Path, workers
 
 
 def _check_hparams(values: Mapping) -> None:
-    from contrasting.eval.tasks import Schedule
+    from contrasting.eval.catalog.tasks import Schedule
 
     unknown = set(values) - {"image_size", "image", "pixel", "pixel_cache"}
     if unknown:
@@ -643,8 +643,8 @@ def demo_cell(request, progress):
     """The demo grid's executor (``runner.executor``): ``run_cell`` on the request's encoder and task at
     ``hparams["image_size"]``, with the settings of the task's level (``hparams["image"]`` or
     ``hparams["pixel"]``, a list of ``Schedule`` field mappings selected among on the validation split)."""
-    from contrasting.eval.protocol import run_cell  # torch is imported by the grid's workers only
-    from contrasting.eval.tasks import get_task
+    from contrasting.eval.catalog.tasks import get_task
+    from contrasting.eval.cell.protocol import run_cell  # torch is imported by the grid's workers only
 
     values = dict(request.hparams)
     _check_hparams(values)
@@ -684,8 +684,14 @@ class _Clock:
 
 
 def _parser() -> argparse.ArgumentParser:
-    from contrasting.encoders.cli_args import existing_dir, nonnegative_int, output_dir, positive_float, positive_int
-    from contrasting.eval.cli import OneLineParser
+    from contrasting.encoders.cli_args import (
+        OneLineParser,
+        existing_dir,
+        nonnegative_int,
+        output_dir,
+        positive_float,
+        positive_int,
+    )
 
     p = OneLineParser(
         prog="contrasting demo",
@@ -800,8 +806,8 @@ def _demo(preset: Preset, out: Path, workers: int, threads: int, args) -> int:
         _save_summary(out, preset, world, runs, pre, None, None, clock)
         return 1
 
-    from contrasting.eval.grid_spec import load_spec
-    from contrasting.eval.pool import run_grid
+    from contrasting.eval.grid.pool import run_grid
+    from contrasting.eval.grid.spec import load_spec
 
     spec_dict = grid_spec(preset, finished, world, out, workers)
     _write_yaml(out / "grid.yaml", spec_dict)
@@ -815,7 +821,7 @@ def _demo(preset: Preset, out: Path, workers: int, threads: int, args) -> int:
     for label, err in grid.failures[:10]:
         _say(f"  failed: {label}: {err}")
 
-    from contrasting.eval.report import MAIN_FIGURE, build_report
+    from contrasting.eval.analysis.report import MAIN_FIGURE, build_report
 
     _say(f"[4/4 report] analysing the grid ({preset.n_boot} bootstrap replicates per finding)")
     with clock.step("report"):
@@ -862,7 +868,7 @@ def _save_summary(out: Path, preset: Preset, world, runs, pre, grid, files, cloc
 
 def copy_main_figure(out: str | os.PathLike, dest: str | os.PathLike) -> Path:
     """Copy a demo's main report figure (``<out>/report/figures/scatter_vs_reference.png``) to ``dest``."""
-    from contrasting.eval.report import MAIN_FIGURE
+    from contrasting.eval.analysis.report import MAIN_FIGURE
 
     src = Path(out) / "report" / "figures" / MAIN_FIGURE
     if not src.is_file():

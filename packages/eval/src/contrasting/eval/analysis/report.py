@@ -8,7 +8,7 @@ Outputs, in one folder (default ``<source>-report/`` beside the source):
 * ``report.md``: the same content in Markdown, figures linked from ``figures/``;
 * ``findings.json``: one record per finding (``claims.FindingRecord``: number, name, claim, verdict, effect,
   ci_low, ci_high, p, margin, units, reasons, ...);
-* ``results.csv``: the results table in the long format of ``contrasting.eval.results`` (one row per encoder ×
+* ``results.csv``: the results table in the long format of ``contrasting.eval.analysis.results`` (one row per encoder ×
   task × seed, with its standard error and the task's trivial baseline), so that a report's own results
   round-trip through ``contrasting report results.csv``; ``cells.csv`` (stores only): every cell of the grid;
 * ``figures/*.png``: every figure (``scatter_vs_reference.png`` is the main one).
@@ -35,8 +35,8 @@ import numpy as np
 
 from contrasting.data.atomic import atomic_write_text
 from contrasting.encoders.cli_errors import debugging
-from contrasting.eval import plots, stats
-from contrasting.eval.claims import (
+from contrasting.eval.analysis import plots, stats
+from contrasting.eval.analysis.claims import (
     CLAIMS,
     INCONCLUSIVE,
     NOT_TESTABLE,
@@ -51,7 +51,7 @@ from contrasting.eval.claims import (
     prepare,
     similar_comparisons,
 )
-from contrasting.eval.results import Results, ResultsError, from_cells, read_csv, validate, write_csv
+from contrasting.eval.analysis.results import Results, ResultsError, from_cells, read_csv, validate, write_csv
 
 MAIN_FIGURE = "scatter_vs_reference.png"
 CHANCE_MARK = "°"
@@ -118,7 +118,7 @@ class ReportFiles:
 
 
 def _from_store(path, spec_hash: str | None) -> tuple[Results, list, dict]:
-    from contrasting.eval.store import ResultStore  # only stores need it
+    from contrasting.eval.grid.store import ResultStore  # only stores need it
 
     store = path if isinstance(path, ResultStore) else ResultStore(path, create=False)
     try:
@@ -205,7 +205,7 @@ def build_report(source, out_dir: str | os.PathLike | None = None, *, reference:
 def _cells_csv(cells: Sequence, path: Path) -> Path:
     import io
 
-    from contrasting.eval.cells import error_summary  # torch-free
+    from contrasting.eval.grid.cells import error_summary  # torch-free
 
     buf = io.StringIO()
     w = csv.writer(buf)
@@ -567,7 +567,7 @@ def _method_section(grid: Grid, results: Results, info: dict, cells: Sequence) -
     s.items.append(Para(REPRODUCIBILITY))
     failed = [c for c in cells if c.status == "failed"]
     if failed:
-        from contrasting.eval.cells import error_summary
+        from contrasting.eval.grid.cells import error_summary
 
         s.items.append(Table(["cell", "error"], [[c.label, error_summary(c.error)] for c in failed],
                              caption="Failed cells (rerun the grid to retry).", name="failed"))
@@ -596,7 +596,7 @@ REPRODUCIBILITY = (
 
 def _deviation_items(task_names: Sequence[str]) -> list:
     """Where the catalog's protocol differs from the study's, for the catalog tasks among ``task_names``."""
-    from contrasting.eval.tasks import PROTOCOL_DEVIATIONS, TASKS
+    from contrasting.eval.catalog.tasks import PROTOCOL_DEVIATIONS, TASKS
 
     known = [TASKS[t] for t in task_names if t in TASKS]
     if not known:
@@ -730,7 +730,7 @@ def _markdown(title: str, info: dict, sections: list[Section], grid: Grid, out: 
 
 
 def run_report(args: argparse.Namespace) -> int:
-    """Run ``contrasting report`` with parsed arguments (``report_cli.add_report_arguments``); prints where the
+    """Run ``contrasting report`` with parsed arguments (``analysis.cli.add_report_arguments``); prints where the
     files are and each finding's verdict.
     Returns 0, or 2 on a missing or malformed source (one line on stderr)."""
     if args.bootstrap is None:
@@ -742,7 +742,7 @@ def run_report(args: argparse.Namespace) -> int:
     source = Path(args.source)
     try:
         if source.suffix in (".yaml", ".yml"):
-            from contrasting.eval.grid_spec import load_spec
+            from contrasting.eval.grid.spec import load_spec
 
             source = load_spec(source, validate=False).store_path
         files = build_report(source, args.out, reference=args.reference, spec_hash=args.spec_hash, title=args.title,

@@ -17,7 +17,7 @@ from collections.abc import Callable
 import torch
 import torch.nn.functional as F
 
-from contrasting.eval.tasks import TaskSpec
+from contrasting.eval.catalog.tasks import TaskSpec
 
 
 def class_weights(targets, num_classes: int, ignore_index: int = 255) -> torch.Tensor:

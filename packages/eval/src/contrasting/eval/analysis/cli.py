@@ -5,25 +5,8 @@ written into, ``--compare`` a file or folder that exists, ``--bootstrap`` an int
 from __future__ import annotations
 
 import argparse
-import re
-from pathlib import Path
 
-from contrasting.encoders.cli_args import existing_file, nonnegative_int, output_dir
-
-
-def existing_path(text: str) -> Path:
-    """A file or folder that exists (``--compare``: another report's folder or its findings.json)."""
-    path = Path(text).expanduser()
-    if not path.exists():
-        raise argparse.ArgumentTypeError(f"no such file or folder: {text!r}")
-    return path
-
-
-def hash_prefix(text: str) -> str:
-    """A grid spec hash or a prefix of one: hexadecimal digits."""
-    if not re.fullmatch(r"[0-9a-fA-F]{1,64}", text):
-        raise argparse.ArgumentTypeError(f"expected a spec hash (a prefix of hexadecimal digits), got {text!r}")
-    return text.lower()
+from contrasting.encoders.cli_args import existing_file, existing_path, hash_prefix, nonnegative_int, output_dir
 
 
 def add_report_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
@@ -37,8 +20,9 @@ def add_report_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentPa
                         help="the grid to report on (prefix; default: the latest registered)")
     parser.add_argument("--title", help="report title")
     parser.add_argument("--bootstrap", type=nonnegative_int, default=None,
-                        help="bootstrap replicates (default: the analysis's, contrasting.eval.claims.REPLICATES; "
-                             "0: no intervals, every verdict inconclusive)")
+                        help="bootstrap replicates (default: the analysis's, "
+                             "contrasting.eval.analysis.claims.REPLICATES; 0: no intervals, every verdict "
+                             "inconclusive)")
     parser.add_argument("--compare", type=existing_path, default=None,
                         help="another report's folder or findings.json (e.g. the same study under another seed): "
                              "the report names the conclusive verdicts that differ")

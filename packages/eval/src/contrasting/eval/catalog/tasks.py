@@ -11,7 +11,7 @@ Data roots. A task's data is looked for at, in order:
   2. the directory in the task's own environment variable (``spec.env``, e.g. ``CONTRASTING_DATA_PETS``);
   3. ``$CONTRASTING_DATA / spec.subdir``, ``$CONTRASTING_DATA`` defaulting to ``~/.cache/contrasting/data``.
 Built-in tasks live in the shapes world written by ``contrasting.data.builtin.build_world``: its folder is
-``_adapters.world_dir(data_root)`` (``$CONTRASTING_DATA_SHAPES_WORLD``, else the world of the default
+``world.world_dir(data_root)`` (``$CONTRASTING_DATA_SHAPES_WORLD``, else the world of the default
 configuration — or the only world — under ``data_root`` or the data package's cache root), built there on
 first use.
 
@@ -21,9 +21,12 @@ target decoding, metric); results carry it.
 
 from __future__ import annotations
 
+import math
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import Any
 
 from contrasting.data.builtin import DEPTH_SCALE
 from contrasting.data.builtin import TASKS as WORLD_TASKS
@@ -64,6 +67,43 @@ class Schedule:
     weight_decay: float = 0.0
     decay: str = "cosine"
     refit: bool = False
+
+
+_SCHEDULE_CHOICES = {"optimizer": ("adam", "sgd"), "decay": ("cosine", "step", "none")}
+
+
+def schedule_value_problem(key: str, value: Any) -> str | None:
+    """What is wrong with ``value`` for the ``Schedule`` field ``key`` (None: nothing): epochs and batch size
+    are integers >= 1, the learning rate a finite number > 0, weight decay a finite number >= 0."""
+    if key in _SCHEDULE_CHOICES:
+        choices = _SCHEDULE_CHOICES[key]
+        return None if value in choices else f"{key}: expected one of {', '.join(choices)}, got {value!r}"
+    if key == "refit":
+        return None if isinstance(value, bool) else f"refit: expected true or false, got {value!r}"
+    number = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+    if key in ("epochs", "batch_size"):
+        ok, want = number and isinstance(value, int) and value >= 1, "an integer >= 1"
+    elif key == "lr":
+        ok, want = number and value > 0, "a finite number > 0"
+    else:
+        ok, want = number and value >= 0, "a finite number >= 0"
+    return None if ok else f"{key}: expected {want}, got {value!r}"
+
+
+def catalog_hparam_check(values: Mapping | list) -> list[str]:
+    """The hyper-parameter check for contrasting.eval's ``run_cell``: every key is a ``Schedule`` field with a
+    value the schedule can use (``schedule_value_problem``; a setting may be a list of such mappings, selected
+    among inside the cell)."""
+    known = list(Schedule.__dataclass_fields__)
+    problems = []
+    for entry in values if isinstance(values, list) else [values]:
+        if not isinstance(entry, Mapping):
+            problems.append(f"expected a mapping of Schedule fields, got {entry!r}")
+            continue
+        problems += [f"unknown key {k!r} (known: {', '.join(known)})" for k in entry if k not in known]
+        problems += [p for k, v in entry.items() if k in known and (p := schedule_value_problem(k, v))]
+    return problems
+
 
 
 @dataclass(frozen=True)
@@ -177,7 +217,7 @@ def data_home() -> Path:
 def resolve_root(spec: TaskSpec, data_root: os.PathLike | str | None = None) -> Path:
     """The directory a task's layout paths are relative to (see the module docstring for the order)."""
     if spec.builtin:
-        from contrasting.eval._adapters import world_dir  # the adapter imports the data package
+        from contrasting.eval.catalog.world import world_dir  # imports the data package
 
         return world_dir(data_root)
     if data_root is not None:
@@ -469,7 +509,7 @@ register_task(_pixel(
 
 # --------------------------------------------------------------------------------------------------------
 # Built-in tasks: the shapes world of contrasting.data.builtin (``world-<key>/tasks/<task>/...``), small enough
-# for CI. Paths are relative to the world folder (``_adapters.world_dir``); the world's own val split is merged
+# for CI. Paths are relative to the world folder (``world.world_dir``); the world's own val split is merged
 # into train, from which the protocol carves its validation split like for every other task.
 # --------------------------------------------------------------------------------------------------------
 

@@ -38,8 +38,23 @@ import torch.nn.functional as F
 
 from contrasting.data.workers import dataloader_kwargs
 from contrasting.encoders.provenance import environment
-from contrasting.eval import _adapters
-from contrasting.eval.features import (
+from contrasting.eval.catalog.heads import build_head
+from contrasting.eval.catalog.metric_stats import encode_samples
+from contrasting.eval.catalog.metrics import constant_predictor, make_metric, signed_score
+from contrasting.eval.catalog.objectives import class_weights, make_loss
+from contrasting.eval.catalog.readers import TaskData, TaskDataset, read_task, target_decoder
+from contrasting.eval.catalog.tasks import (
+    Schedule,
+    TaskDataError,
+    TaskSpec,
+    check_data,
+    get_task,
+    resolve_root,
+    schedule_value_problem,
+)
+from contrasting.eval.catalog.world import ensure_world
+from contrasting.eval.cell.encoder import load_encoder
+from contrasting.eval.cell.features import (
     EncodingSource,
     FeatureSource,
     autocast,
@@ -48,13 +63,6 @@ from contrasting.eval.features import (
     encode_split,
     refs_digest,
 )
-from contrasting.eval.grid_spec import schedule_value_problem
-from contrasting.eval.heads import build_head
-from contrasting.eval.metric_stats import encode_samples
-from contrasting.eval.metrics import constant_predictor, make_metric, signed_score
-from contrasting.eval.objectives import class_weights, make_loss
-from contrasting.eval.readers import TaskData, TaskDataset, read_task, target_decoder
-from contrasting.eval.tasks import Schedule, TaskDataError, TaskSpec, check_data, get_task, resolve_root
 
 VAL_SEED = 0  # the validation carve-out is the same for every cell, encoder and seed
 EVAL_BATCH = 1024  # rows per forward when scoring cached features (no effect on results)
@@ -494,7 +502,7 @@ def load_task_data(spec: TaskSpec, data_root=None, progress: bool = False) -> Ta
     root = resolve_root(spec, data_root)
     if spec.builtin and not check_data(spec, data_root).present and not root.exists():
         _log(progress, f"building the shapes world at {root}")
-        root = _adapters.ensure_world(root, progress)
+        root = ensure_world(root, progress)
     if not root.exists():
         raise TaskDataError(spec.name, root, spec.layout.structure, "data root missing")
     return read_task(spec, root)
@@ -539,7 +547,7 @@ def run_cell(encoder, task: str | TaskSpec, *, hparams: list[dict] | dict | None
     data = load_task_data(spec, data_root, progress)
     num_classes = _num_classes(spec, data)
     tr_idx, val_idx = carve_val(len(data.train), spec.val_fraction)
-    enc = _adapters.load_encoder(encoder, arch=arch, seed=seed, device=device)
+    enc = load_encoder(encoder, arch=arch, seed=seed, device=device)
     before = enc.fingerprint()
     timings: dict[str, float] = {}
     hits: dict[str, bool] = {}

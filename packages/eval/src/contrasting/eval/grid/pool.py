@@ -21,7 +21,7 @@ Devices: ``cuda`` runs one worker per visible GPU (``CUDA_VISIBLE_DEVICES`` set 
 ``workers`` processes with ``cores // workers`` torch threads each.
 
 The grid's modules by job: ``cells`` (a cell's key, request, result and environment), ``pool`` (this: the local
-worker pool, ``run_grid``), ``cluster`` (Slurm through submitit), ``grid_cli`` (the ``contrasting grid`` command).
+worker pool, ``run_grid``), ``cluster`` (Slurm through submitit), ``cli`` (the ``contrasting grid`` command).
 """
 
 from __future__ import annotations
@@ -45,7 +45,8 @@ from typing import Any
 
 from contrasting.data.workers import describe_exit
 from contrasting.encoders.provenance import environment
-from contrasting.eval.cells import (
+from contrasting.eval.catalog.tasks import catalog_hparam_check
+from contrasting.eval.grid.cells import (
     DEFAULT_EXECUTOR,
     CellRequest,
     Executor,
@@ -56,17 +57,16 @@ from contrasting.eval.cells import (
     prepare_grid,
     resolve_executor,
 )
-from contrasting.eval.grid_spec import (
+from contrasting.eval.grid.spec import (
     GridSpec,
     RunResolver,
     SpecError,
     TaskLookup,
-    catalog_hparam_check,
     catalog_task_lookup,
     find_run_checkpoint,
     load_spec,
 )
-from contrasting.eval.store import CellRow, ResultStore, RunnerId, StoreError
+from contrasting.eval.grid.store import CellRow, ResultStore, RunnerId, StoreError
 
 _ACTIVE_RUNNERS: set[str] = set()  # runner ids of this process that are running now (see ResultStore.reap)
 PROGRESS_MIN_INTERVAL_S = 0.25  # a worker sends at most ~4 progress messages a second per cell

@@ -15,7 +15,7 @@ Durability and concurrency contract
   its lease, a result file ingested twice) never overwrites or duplicates a finished cell.
 * The schema version is ``PRAGMA user_version``; a store from a newer version is refused, not guessed at.
 * SQLite must not be written concurrently over a network filesystem: cluster jobs write result files
-  instead (``contrasting.eval.cluster``) and one process ingests them.
+  instead (``contrasting.eval.grid.cluster``) and one process ingests them.
 
 Cell states: ``pending`` → ``running`` → ``done`` | ``failed``; ``failed`` cells return to ``pending`` when a
 later run retries them (``reset_failed``).

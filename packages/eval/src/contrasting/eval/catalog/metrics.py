@@ -30,7 +30,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from contrasting.eval.metric_stats import standard_error, value_from_totals
+from contrasting.eval.catalog.metric_stats import standard_error, value_from_totals
 
 
 class _PerSample:

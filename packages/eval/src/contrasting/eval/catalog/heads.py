@@ -1,4 +1,4 @@
-"""Trainable heads on frozen features (``_adapters.FrozenEncoder``'s dict: stem, stage1..4, embedding).
+"""Trainable heads on frozen features (``cell.encoder.FrozenEncoder``'s dict: stem, stage1..4, embedding).
 
 Widths come from the encoder (``encoder.widths``): ResNet-18 64/64/128/256/512, ResNet-50 64/256/512/1024/2048
 (stem/stage1/stage2/stage3/stage4). A feature of another width than the head was built for raises a
@@ -30,7 +30,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from contrasting.eval.tasks import TaskSpec
+from contrasting.eval.catalog.tasks import TaskSpec
 
 MAP_KEYS = ("stem", "stage1", "stage2", "stage3", "stage4")
 

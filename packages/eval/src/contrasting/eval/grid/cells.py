@@ -13,7 +13,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from contrasting.eval.grid_spec import (
+from contrasting.eval.grid.spec import (
     GridSpec,
     HParamCheck,
     ResolvedEncoder,
@@ -27,9 +27,9 @@ from contrasting.eval.grid_spec import (
     spec_hash,
     validate_spec,
 )
-from contrasting.eval.store import CellRecord, ResultStore
+from contrasting.eval.grid.store import CellRecord, ResultStore
 
-DEFAULT_EXECUTOR = "contrasting.eval.cells:run_cell_executor"
+DEFAULT_EXECUTOR = "contrasting.eval.grid.cells:run_cell_executor"
 
 
 class RunnerError(RuntimeError):
@@ -222,15 +222,19 @@ def normalise_result(out: Any, task_meta: Mapping) -> dict:
 
 Executor = Callable[[CellRequest, Callable[..., None]], Any]
 
+# Executor modules as grid specs written before contrasting.eval had subpackages name them.
+MOVED_MODULES = {"contrasting.eval.cells": "contrasting.eval.grid.cells"}
+
 
 def resolve_executor(ref: str | Executor) -> Executor:
-    """A callable, or ``'module:function'`` imported and looked up. ValueError/ImportError explain a bad ref."""
+    """A callable, or ``'module:function'`` imported and looked up (a module in ``MOVED_MODULES`` under its
+    new name). ValueError/ImportError explain a bad ref."""
     if callable(ref):
         return ref
     module, sep, name = str(ref).partition(":")
     if not sep:
         raise ValueError(f"executor {ref!r}: expected 'module:function'")
-    obj = importlib.import_module(module)
+    obj = importlib.import_module(MOVED_MODULES.get(module, module))
     for part in name.split("."):
         obj = getattr(obj, part)
     return obj
@@ -249,11 +253,11 @@ def executor_ref(executor: str | Executor | None) -> str:
 
 
 def run_cell_executor(request: CellRequest, progress: Callable[..., None]):
-    """The default executor: ``contrasting.eval.protocol.run_cell`` on the request's encoder spec and task. The
+    """The default executor: ``contrasting.eval.cell.protocol.run_cell`` on the request's encoder spec and task. The
     setting's values go to ``run_cell(hparams=...)`` as they are (a mapping of ``Schedule`` fields, or a list of
     them to select among on the validation split inside the cell). ``run_cell`` reports progress only as text
     (``progress: bool``), so the runner shows the cell's elapsed time instead."""
-    from contrasting.eval.protocol import run_cell
+    from contrasting.eval.cell.protocol import run_cell
 
     progress(0.0, "running")
     hp = request.hparams

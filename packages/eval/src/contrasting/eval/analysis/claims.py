@@ -55,9 +55,9 @@ from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
-from contrasting.eval import stats
-from contrasting.eval.results import Results
-from contrasting.eval.stats import Interval, interval, nanmean, p_value
+from contrasting.eval.analysis import stats
+from contrasting.eval.analysis.results import Results
+from contrasting.eval.analysis.stats import Interval, interval, nanmean, p_value
 
 SUPPORTED, REFUTED, INCONCLUSIVE, NOT_TESTABLE = "supported", "refuted", "inconclusive", "not testable"
 VERDICTS = (SUPPORTED, REFUTED, INCONCLUSIVE, NOT_TESTABLE)
@@ -120,7 +120,7 @@ class Grid:
 def _value_replicates(results: Results, rows: list, weights: dict, rng: np.random.Generator, B: int) -> np.ndarray:
     """(seeds, B) replicates of each seed's value: from per-sample statistics with the task's shared weights, else
     value + se·z."""
-    from contrasting.eval.metric_stats import resample_values  # numpy only
+    from contrasting.eval.catalog.metric_stats import resample_values  # numpy only
 
     out = np.empty((len(rows), B))
     for k, r in enumerate(rows):
@@ -138,7 +138,7 @@ def prepare(results: Results, *, replicates: int = REPLICATES, seed: int = 0, re
     cell (``stats`` module docstring). A cell's standard error combines its test-set one (the mean over seeds:
     the seeds share the test set) with the spread of its seeds (variance / seeds). ``reference``: the reference
     task (default: the one marked ``reference``, else ``imagenet`` when present, else none)."""
-    from contrasting.eval.metric_stats import bootstrap_weights
+    from contrasting.eval.catalog.metric_stats import bootstrap_weights
 
     encoders, tasks = results.encoders, results.tasks
     emeta, tmeta = results.encoder_meta(), results.task_meta()
@@ -710,14 +710,14 @@ def evaluate_claims(grid: Grid, numbers: Sequence[int] | None = None) -> list[Fi
 def analyze(table, *, replicates: int = REPLICATES, seed: int = 0, reference: str | None = None,
             samples=None) -> list[FindingRecord]:
     """The six findings on a results table: ``table`` a pandas DataFrame in the results-CSV format
-    (``contrasting.eval.results``), a path to such a CSV, or a validated ``Results``; ``samples``: per-sample
+    (``contrasting.eval.analysis.results``), a path to such a CSV, or a validated ``Results``; ``samples``: per-sample
     statistics ((encoder, task, seed) → ``PerSample``) for test-set bootstraps. Returns one ``FindingRecord``
     per claim (``record.to_json()`` is a ``findings.json`` record). Raises ``ResultsError`` on a bad table."""
     import os
 
     import pandas as pd
 
-    from contrasting.eval.results import read_csv, validate
+    from contrasting.eval.analysis.results import read_csv, validate
 
     if isinstance(table, Results):
         results = table

@@ -15,25 +15,26 @@ from pathlib import Path
 from typing import Any
 
 from contrasting.encoders.cli_args import (
+    OneLineParser,
     existing_dir,
     existing_file,
+    hash_prefix,
     new_file,
     nonnegative_int,
     output_dir,
     output_file,
+    parse_or_status,
     positive_float,
     positive_int,
 )
 from contrasting.encoders.cli_errors import debugging, error_line, usage_errors
-from contrasting.eval.cells import RunnerError, error_summary
-from contrasting.eval.cli import OneLineParser, parse_or_status
-from contrasting.eval.grid_spec import (
+from contrasting.eval.grid.cells import RunnerError, error_summary
+from contrasting.eval.grid.pool import Terminated, run_grid
+from contrasting.eval.grid.spec import (
     SpecError,
     load_spec,
 )
-from contrasting.eval.pool import Terminated, run_grid
-from contrasting.eval.report_cli import hash_prefix
-from contrasting.eval.store import ResultStore, StoreError, repair_store
+from contrasting.eval.grid.store import ResultStore, StoreError, repair_store
 
 # ----------------------------------------------------------------------------------------------- status
 
@@ -186,7 +187,7 @@ def _status(args: argparse.Namespace) -> int:
 
 
 def _ingest(args: argparse.Namespace) -> int:
-    from contrasting.eval.cluster import default_result_dir, ingest_results
+    from contrasting.eval.grid.cluster import default_result_dir, ingest_results
 
     with ResultStore(args.store, create=False) as store:
         rep = ingest_results(store, args.results or default_result_dir(store.path))
@@ -209,7 +210,7 @@ def _run_spec(args: argparse.Namespace) -> int:
     spec = load_spec(args.spec, args.overrides, validate=False)
     retry = False if args.no_retry_failed else None
     if args.cluster:
-        from contrasting.eval.cluster import run_grid_cluster
+        from contrasting.eval.grid.cluster import run_grid_cluster
 
         summary = run_grid_cluster(spec, store=args.store, cluster=args.cluster, folder=args.cluster_folder,
                                    executor=args.executor, timeout_s=args.timeout_s,
@@ -242,7 +243,7 @@ def grid_main(argv: list[str] | None = None) -> int:
 
     The ``contrasting grid`` subcommand (entry point ``contrasting.commands``: a callable taking ``argv`` and
     returning the exit status, 2 after one line on stderr for a bad option); ``python -m
-    contrasting.eval.grid_cli`` runs it without the dispatcher."""
+    contrasting.eval.grid.cli`` runs it without the dispatcher."""
     parser = OneLineParser(prog="contrasting grid", description="Resumable encoder × task grids.")
     args = parse_or_status(add_grid_arguments(parser), argv)
     return args if isinstance(args, int) else grid_command(args)

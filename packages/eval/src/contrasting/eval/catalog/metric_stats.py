@@ -14,7 +14,7 @@ l1              (Σ|ŷ − y|, valid pixels)    Σ|ŷ − y| / valid pixels
 flow_acc        (good pixels, valid pixels) good / valid
 =============== =========================== ===========================================================
 
-``value_from_totals`` is the formula the accumulators of ``contrasting.eval.metrics`` use for their own result,
+``value_from_totals`` is the formula the accumulators of ``contrasting.eval.catalog.metrics`` use for their own result,
 so the bootstrap and the reported value cannot disagree.
 """
 

@@ -28,8 +28,8 @@ import torch
 import torch.nn.functional as F
 from PIL import Image, ImageDraw
 
-from contrasting.eval._adapters import IMAGE_EXTENSIONS, folder_samples, world_classes
-from contrasting.eval.tasks import TaskDataError, TaskSpec
+from contrasting.eval.catalog.tasks import TaskDataError, TaskSpec
+from contrasting.eval.catalog.world import IMAGE_EXTENSIONS, folder_samples, world_classes
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)

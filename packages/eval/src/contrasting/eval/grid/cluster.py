@@ -35,14 +35,15 @@ from pathlib import Path
 from typing import Any
 
 from contrasting.encoders.provenance import environment
-from contrasting.eval.cells import (
+from contrasting.eval.grid.cells import (
     CellRequest,
     executor_ref,
     normalise_result,
     prepare_grid,
     resolve_executor,
 )
-from contrasting.eval.grid_spec import (
+from contrasting.eval.grid.pool import GridRunSummary
+from contrasting.eval.grid.spec import (
     GridSpec,
     RunResolver,
     TaskLookup,
@@ -50,8 +51,7 @@ from contrasting.eval.grid_spec import (
     find_run_checkpoint,
     load_spec,
 )
-from contrasting.eval.pool import GridRunSummary
-from contrasting.eval.store import ResultStore, RunnerId
+from contrasting.eval.grid.store import ResultStore, RunnerId
 
 RESULT_FORMAT = 1
 LEASE_MARGIN_S = 600.0  # queueing and start-up time a job may take beyond its own time limit

@@ -27,7 +27,7 @@ import torch.nn.functional as F
 
 from contrasting.data.workers import dataloader_kwargs
 from contrasting.encoders.precision import cpu_has_fast_bf16
-from contrasting.eval.readers import TaskDataset
+from contrasting.eval.catalog.readers import TaskDataset
 
 CHUNK = 1 << 24  # bytes per read when checksumming a cache file (16 MiB)
 

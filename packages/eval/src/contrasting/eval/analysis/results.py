@@ -191,7 +191,7 @@ MAX_REPORTED = 20
 @dataclass
 class PerSample:
     """Per-test-sample statistics of one cell, enough to recompute its metric on any resample of the test set:
-    ``stats`` (n, k) summed over the samples of a resample give the metric through ``contrasting.eval.metrics``'
+    ``stats`` (n, k) summed over the samples of a resample give the metric through ``contrasting.eval.catalog.metrics``'
     ``value_from_totals(metric, totals)``."""
 
     metric: str
@@ -389,7 +389,7 @@ def from_cells(cells, *, hparams: str | None = None, hparams_order=(), source: s
     val_score, metrics, encoder_meta, task_meta, status): one row per encoder × task × seed of the setting chosen
     by ``_chosen_setting`` (never by the test score), with the cell's ``se``, ``baseline`` and per-sample
     statistics from its metrics. ``frame.attrs["notes"]`` says when a setting was chosen without validation."""
-    from contrasting.eval.metric_stats import decode_samples
+    from contrasting.eval.catalog.metric_stats import decode_samples
 
     done = [c for c in cells if getattr(c, "status", "done") == "done" and c.score is not None]
     by: dict[tuple[str, str], dict[str, list]] = {}

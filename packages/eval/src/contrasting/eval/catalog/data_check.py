@@ -13,7 +13,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from contrasting.eval.tasks import TaskDataError, TaskSpec, check_data, get_task, resolve_root
+from contrasting.eval.catalog.tasks import TaskDataError, TaskSpec, check_data, get_task, resolve_root
 
 STATUSES = ("found", "partial", "missing", "malformed")
 
@@ -40,7 +40,7 @@ class DataCheck:
 
 def check_task_data(spec: TaskSpec | str, data_root: os.PathLike | str | None = None) -> DataCheck:
     """Check one task's data under ``data_root`` (the catalog's root rules): see the module docstring."""
-    from contrasting.eval.readers import read_task  # imports torch
+    from contrasting.eval.catalog.readers import read_task  # imports torch
 
     spec = get_task(spec)
     status = check_data(spec, data_root)

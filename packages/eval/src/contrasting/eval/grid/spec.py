@@ -27,7 +27,7 @@ unknown key is rejected like the same key in the file.
 
 Validation happens before anything runs and reports every problem at once, each naming its entry
 (``encoders[2] 'MoCo': checkpoint ... does not exist``). Task names are checked through an injectable
-``task_lookup`` (default: ``contrasting.eval.tasks.get_task``) and encoders through ``resolve_encoder``
+``task_lookup`` (default: ``contrasting.eval.catalog.tasks.get_task``) and encoders through ``resolve_encoder``
 (files must exist; ``run`` directories must contain a checkpoint).
 
 Cell identity. ``resolve_encoder`` turns an entry into a ``ResolvedEncoder`` whose ``identity`` covers what
@@ -517,8 +517,8 @@ TaskLookup = Callable[[str], TaskInfo]
 
 
 def catalog_task_lookup(name: str) -> TaskInfo:
-    """The default ``TaskLookup``: ``contrasting.eval.tasks.get_task`` (KeyError naming the known tasks)."""
-    from contrasting.eval import tasks as catalog  # the catalog is optional for the grid
+    """The default ``TaskLookup``: ``contrasting.eval.catalog.tasks.get_task`` (KeyError naming the known tasks)."""
+    from contrasting.eval.catalog import tasks as catalog  # the catalog is optional for the grid
 
     t = catalog.get_task(name)
     return TaskInfo(name=t.name, level=t.group, kind=t.kind, metric=t.metric, higher_is_better=t.higher_is_better,
@@ -666,44 +666,6 @@ def resolve_encoder(enc: GridEncoder, *, run_resolver: RunResolver = find_run_ch
 
 
 HParamCheck = Callable[[Mapping | list], list[str]]
-
-
-_SCHEDULE_CHOICES = {"optimizer": ("adam", "sgd"), "decay": ("cosine", "step", "none")}
-
-
-def schedule_value_problem(key: str, value: Any) -> str | None:
-    """What is wrong with ``value`` for the ``Schedule`` field ``key`` (None: nothing): epochs and batch size
-    are integers >= 1, the learning rate a finite number > 0, weight decay a finite number >= 0."""
-    if key in _SCHEDULE_CHOICES:
-        choices = _SCHEDULE_CHOICES[key]
-        return None if value in choices else f"{key}: expected one of {', '.join(choices)}, got {value!r}"
-    if key == "refit":
-        return None if isinstance(value, bool) else f"refit: expected true or false, got {value!r}"
-    number = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
-    if key in ("epochs", "batch_size"):
-        ok, want = number and isinstance(value, int) and value >= 1, "an integer >= 1"
-    elif key == "lr":
-        ok, want = number and value > 0, "a finite number > 0"
-    else:
-        ok, want = number and value >= 0, "a finite number >= 0"
-    return None if ok else f"{key}: expected {want}, got {value!r}"
-
-
-def catalog_hparam_check(values: Mapping | list) -> list[str]:
-    """The hyper-parameter check for contrasting.eval's ``run_cell``: every key is a ``Schedule`` field with a
-    value the schedule can use (``schedule_value_problem``; a setting may be a list of such mappings, selected
-    among inside the cell)."""
-    from contrasting.eval.tasks import Schedule
-
-    known = list(Schedule.__dataclass_fields__)
-    problems = []
-    for entry in values if isinstance(values, list) else [values]:
-        if not isinstance(entry, Mapping):
-            problems.append(f"expected a mapping of Schedule fields, got {entry!r}")
-            continue
-        problems += [f"unknown key {k!r} (known: {', '.join(known)})" for k in entry if k not in known]
-        problems += [p for k, v in entry.items() if k in known and (p := schedule_value_problem(k, v))]
-    return problems
 
 
 def validate_spec(spec: GridSpec, *, task_lookup: TaskLookup = catalog_task_lookup,
