@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from contrasting.encoders.overrides import split_override
 from contrasting.eval.catalog.tasks import catalog_hparam_check
 from contrasting.eval.grid.cells import build_cells, cell_key
 from contrasting.eval.grid.spec import (
@@ -17,7 +18,6 @@ from contrasting.eval.grid.spec import (
     apply_overrides,
     find_run_checkpoint,
     load_spec,
-    parse_override,
     resolve_encoder,
     spec_from_dict,
     spec_hash,
@@ -91,7 +91,7 @@ def test_overrides_by_name_index_and_new_keys(tree):
 @pytest.mark.parametrize("bad", ["novalue", "=3", "a..b=1", "x=[unclosed"])
 def test_malformed_override(bad):
     with pytest.raises(ValueError, match="override"):
-        parse_override(bad)
+        split_override(bad)
 
 
 def test_override_to_missing_entry_names_it():

@@ -35,6 +35,16 @@ def parse_override(text: str) -> dict:
         raise ValueError(f"override {text!r}: {first_line(error)}") from None
 
 
+def split_override(text: str) -> tuple[list[str], Any]:
+    """``"a.b.c=value"`` → ``(["a", "b", "c"], value)``, the value read as ``parse_override`` reads it (for
+    callers that walk the path themselves, e.g. into lists by entry name); the same ``ValueError``s."""
+    node = parse_override(text)
+    path = [part.strip() for part in text.partition("=")[0].split(".")]
+    for part in path:
+        node = node[part]
+    return path, node
+
+
 def first_line(error: BaseException) -> str:
     """An error's message folded to one line of at most 300 characters."""
     return " ".join(str(error).split())[:300]

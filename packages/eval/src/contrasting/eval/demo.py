@@ -70,7 +70,6 @@ import json
 import math
 import os
 import resource
-import shutil
 import signal
 import subprocess
 import sys
@@ -864,17 +863,6 @@ def _save_summary(out: Path, preset: Preset, world, runs, pre, grid, files, cloc
         "finished": time.time(),
     }
     _write_json(out / SUMMARY, data)
-
-
-def copy_main_figure(out: str | os.PathLike, dest: str | os.PathLike) -> Path:
-    """Copy a demo's main report figure (``<out>/report/figures/scatter_vs_reference.png``) to ``dest``."""
-    from contrasting.eval.analysis.report import MAIN_FIGURE
-
-    src = Path(out) / "report" / "figures" / MAIN_FIGURE
-    if not src.is_file():
-        raise FileNotFoundError(f"{src}: no main figure (has the demo's report been written?)")
-    Path(dest).parent.mkdir(parents=True, exist_ok=True)
-    return Path(shutil.copyfile(src, dest))
 
 
 if __name__ == "__main__":

@@ -93,16 +93,21 @@ def read_task(spec: TaskSpec, root: Path) -> TaskData:
 
 
 def _check_labels(spec: TaskSpec, root: Path, data: TaskData) -> None:
-    """Image-level tasks of a fixed class count: at most that many class names, every label in 0..C−1 (a label
-    out of range would fail deep in training, or train a head of the wrong width). A task whose count is read from
-    its labels (``num_classes`` None, no class names) has C = 1 + the largest training label, so a test label
-    beyond every training one is refused too. Names the split's file."""
+    """Image-level tasks of a fixed class count: at most that many class names — exactly that many class folders
+    for an image-folder layout, whose folders are the classes — and every label in 0..C−1 (a label out of range
+    would fail deep in training, a missing folder train a head of the wrong width). A task whose count is read
+    from its labels (``num_classes`` None, no class names) has C = 1 + the largest training label, so a test
+    label beyond every training one is refused too. Names the split's file or folder."""
     n = spec.num_classes
     if spec.target == "class" and n is None and not data.classes and len(data.train.targets):
         n = int(max(data.train.targets)) + 1
     if spec.target != "class" or not n:
         return
     where = lambda key: root / spec.layout.paths[key] if key in spec.layout.paths else root
+    if data.classes and spec.layout.reader == "image_folder" and len(data.classes) != n:
+        shown = ", ".join(data.classes[:5]) + (", ..." if len(data.classes) > 5 else "")
+        raise TaskDataError(spec.name, where("train"), spec.layout.structure,
+                            f"{len(data.classes)} class folders found ({shown}), the task has {n} classes")
     if data.classes and len(data.classes) > n:
         raise TaskDataError(spec.name, where("train"), spec.layout.structure,
                             f"{len(data.classes)} classes found, the task has {n}")

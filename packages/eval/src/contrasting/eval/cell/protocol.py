@@ -148,19 +148,8 @@ def carve_val(n_train: int, fraction: float) -> tuple[torch.Tensor, torch.Tensor
     return perm[n_val:].sort().values, perm[:n_val].sort().values
 
 
-def _check_class_folders(spec: TaskSpec, data: TaskData) -> None:
-    """An image-folder task with a fixed class count must find that many class folders: a folder with fewer
-    (or more) would train and report a head of the wrong width. Raises ``TaskDataError`` naming both."""
-    if spec.layout.reader != "image_folder" or not data.classes or len(data.classes) == spec.num_classes:
-        return
-    shown = ", ".join(data.classes[:5]) + (", ..." if len(data.classes) > 5 else "")
-    raise TaskDataError(spec.name, data.root / spec.layout.paths["train"], spec.layout.structure,
-                        f"{len(data.classes)} class folders found ({shown}), the task has {spec.num_classes} classes")
-
-
 def _num_classes(spec: TaskSpec, data: TaskData) -> int | None:
-    if spec.num_classes is not None:
-        _check_class_folders(spec, data)
+    if spec.num_classes is not None:  # the reader checked the labels and class folders against it
         return spec.num_classes
     if spec.target == "class":
         return len(data.classes) if data.classes else int(max(data.train.targets)) + 1

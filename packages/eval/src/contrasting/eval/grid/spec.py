@@ -53,6 +53,7 @@ from typing import Any
 import yaml
 
 from contrasting.data.vocabulary import group_name
+from contrasting.encoders.overrides import split_override
 
 ENCODER_KINDS = ("checkpoint", "run", "random", "supervised")
 # Names a `contrasting pretrain` run directory is searched for, in this order, before any other checkpoint
@@ -208,27 +209,16 @@ def _json_default(o):
 # ---------------------------------------------------------------------------------------------- overrides
 
 
-def parse_override(item: str) -> tuple[list[str], Any]:
-    """``'a.b.c=value'`` → (['a', 'b', 'c'], YAML-parsed value). ValueError without ``=`` or with an empty key."""
-    key, sep, value = item.partition("=")
-    if not sep or not key.strip() or any(not p for p in key.strip().split(".")):
-        raise ValueError(f"override {item!r}: expected dotted.key=value")
-    try:
-        parsed = yaml.safe_load(value) if value.strip() else None
-    except yaml.YAMLError as exc:
-        raise ValueError(f"override {item!r}: value is not valid YAML: {exc}") from None
-    return key.strip().split("."), parsed
-
-
 def apply_overrides(raw: Mapping, overrides: Iterable[str]) -> dict:
     """A deep copy of ``raw`` with every ``key=value`` override applied. Lists are indexed by position or by
     the ``name`` of an entry (a plain string entry is its own name); a missing mapping level is created, so an
-    unknown key reaches validation and is rejected there. ValueError names the override that cannot apply."""
+    unknown key reaches validation and is rejected there. Values are read as every ``contrasting`` override
+    (``contrasting.encoders.overrides``). ValueError names the override that cannot apply."""
     out = copy.deepcopy(dict(raw))
     if isinstance(out.get("encoders"), list):
         out["encoders"] = [_expand_encoder(e) for e in out["encoders"]]
     for item in overrides:
-        path, value = parse_override(item)
+        path, value = split_override(item)
         node: Any = out
         for depth, part in enumerate(path):
             last = depth == len(path) - 1
