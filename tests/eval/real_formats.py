@@ -696,7 +696,8 @@ KITTI_HW, KITTI_PAIRS = (12, 40), 10
 
 def write_kitti_flow(root: Path, rng) -> Written:
     """training/image_2/NNNNNN_{10,11}.png (8-bit RGB), training/flow_occ/NNNNNN_10.png and flow_noc (16-bit RGB:
-    u = (R − 2^15)/64, v = (G − 2^15)/64, B = valid; invalid pixels all 0)."""
+    u = (R − 2^15)/64, v = (G − 2^15)/64, B = valid; invalid pixels all 0), and training/viz_flow_occ/NNNNNN_10.png
+    (8-bit RGB visualisations, black where the flow is invalid: the paper form's target)."""
     labels, images, test = {}, {}, set()
     h, w = KITTI_HW
     for i in range(KITTI_PAIRS):
@@ -713,12 +714,15 @@ def write_kitti_flow(root: Path, rng) -> Written:
         noc = flow.copy()
         noc[:, : w // 4] = 0
         _png16_rgb(root / "training" / "flow_noc" / f"{i:06d}_10.png", noc)
+        viz = (np.clip(np.abs(uv) * 4, 0, 255) * valid[..., None]).astype(np.uint8)
+        _save(root / "training" / "viz_flow_occ" / f"{i:06d}_10.png", np.dstack([viz, viz[..., :1] // 2]))
         raw = flow.astype(np.float32)
         labels[str(p)] = np.stack([(raw[..., 0] - 2**15) / 64, (raw[..., 1] - 2**15) / 64, raw[..., 2]])
         images[str(p)] = im10
         if i >= KITTI_PAIRS - 1:
             test.add(str(p))
-    return Written(labels, test, images, notes=f"{KITTI_PAIRS} pairs of 12×40 (9 train, 1 test); flow_noc beside")
+    return Written(labels, test, images, notes=f"{KITTI_PAIRS} pairs of 12×40 (9 train, 1 test); flow_noc and "
+                   "viz_flow_occ beside")
 
 
 # ------------------------------------------------------------------------------------------------ registry

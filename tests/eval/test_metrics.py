@@ -143,7 +143,7 @@ def _random_case(name: str, seed: int, n: int, c: int = 4):
         t = (torch.rand(n, 5, 6, generator=g) < 0.3).float()
         t[torch.rand(t.shape, generator=g) < 0.1] = 255
         return torch.randn(n, 1, 5, 6, generator=g), t
-    if name == "l1":
+    if name in ("l1", "within"):
         t = torch.rand(n, 5, 6, generator=g)
         t[torch.rand(t.shape, generator=g) < 0.2] = float("nan")
         return torch.rand(n, 5, 6, generator=g), t
@@ -153,7 +153,8 @@ def _random_case(name: str, seed: int, n: int, c: int = 4):
 
 
 @settings(max_examples=30, deadline=None)
-@given(name=st.sampled_from(["top1", "miou", "miou_no_bg", "iou", "l1", "flow_acc"]), seed=st.integers(0, 10**6),
+@given(name=st.sampled_from(["top1", "miou", "miou_no_bg", "iou", "l1", "flow_acc", "within"]),
+       seed=st.integers(0, 10**6),
        n=st.integers(1, 12), split=st.integers(1, 12))
 def test_per_sample_rows_sum_to_the_metric_and_resample_it(name, seed, n, split):
     out, target = _random_case(name, seed, n)
@@ -168,6 +169,24 @@ def test_per_sample_rows_sum_to_the_metric_and_resample_it(name, seed, n, split)
     assert resample_values(name, rows, one)[0] == pytest.approx(value, nan_ok=True) or math.isnan(value)
     name_back, back = decode_samples(encode_samples(name, rows))
     assert name_back == name and np.allclose(back, rows)
+
+
+@settings(max_examples=25, deadline=None)
+@given(seed=st.integers(0, 10**6), n=st.integers(1, 6), split=st.integers(1, 6))
+def test_within_matches_a_float64_reference(seed, n, split):
+    rng = np.random.default_rng(seed)
+    target = rng.uniform(0, 1, (n, 4, 5))
+    target[rng.uniform(size=target.shape) < 0.2] = np.nan
+    pred = target + rng.choice([0.0, 0.049, -0.05, 0.051, 0.3], size=target.shape)
+    m = make_metric("within")
+    for s in _batches(n, split):
+        m.update(torch.from_numpy(pred[s]).unsqueeze(1).float(), torch.from_numpy(target[s]).float())
+    valid = np.isfinite(target)
+    err = np.abs(pred.astype(np.float32).astype(np.float64) - target.astype(np.float32).astype(np.float64))[valid]
+    got = m.compute()
+    if valid.any():
+        assert got["within"] == pytest.approx(np.mean(err <= 0.05)) and got["l1"] == pytest.approx(err.mean())
+    assert METRICS["within"].higher_is_better
 
 
 def test_confusion_rows_agree_with_the_matrix():
@@ -212,6 +231,8 @@ def test_trivial_baselines_are_the_best_constant_predictions():
     assert (constant_predictor("iou", [torch.zeros(2, 2)])(torch.zeros(1, 2, 2)) < 0).all()
     depth = [torch.tensor([[1.0, 2.0], [3.0, float("nan")]])]
     assert (constant_predictor("l1", depth)(torch.zeros(1, 2, 2)) == 2.0).all()
+    viz = [torch.tensor([[0.1, 0.12, 0.5], [0.55, 0.56, float("nan")]])]
+    assert (constant_predictor("within", viz)(torch.zeros(1, 2, 3)) == pytest.approx(0.55)).all()
     flow = [torch.tensor([[[1.0, 3.0]], [[2.0, 2.0]], [[1.0, 0.0]]])]
     pred = constant_predictor("flow_acc", flow)(torch.zeros(2, 3, 1, 2))
     assert pred.shape == (2, 2, 1, 2) and pred[0, :, 0, 0].tolist() == [1.0, 2.0]

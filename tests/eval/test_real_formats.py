@@ -13,6 +13,7 @@ import zlib
 import numpy as np
 import pytest
 import torch
+from PIL import Image
 
 from contrasting.eval import TaskDataError, check_data, get_task, list_tasks, read_task, run_cell
 from contrasting.eval.catalog.readers import TaskDataset, load_image
@@ -100,6 +101,24 @@ def test_one_cell_gives_a_finite_metric(pristine, task):
     assert math.isfinite(r.value), (task, r.metric, r.metrics)
     assert r.task == task and r.task_version == spec.version and r.metric == spec.metric
     assert r.sizes["train"] + r.sizes["val"] + r.sizes["test"] == len(written.labels)
+
+
+def test_the_paper_form_of_kitti_reads_the_visualisation_and_runs_a_cell(pristine):
+    """kitti-flow:paper: the study's target (viz_flow_occ's luminance / 255) and score (pixels within 0.05)."""
+    data_root, written = pristine("kitti-flow")
+    spec = get_task("kitti-flow:paper")
+    status = check_data(spec, data_root)
+    assert status.present, status.missing
+    data = read_task(spec, status.root)
+    assert len(data.train) + len(data.test) == len(written.labels) and "viz_flow_occ" in str(data.test.targets[0])
+    rgb = np.asarray(Image.open(data.test.targets[0]).convert("RGB"), dtype=np.float64)
+    luminance = (rgb @ np.array([0.299, 0.587, 0.114])) / 255
+    y = TaskDataset(spec.with_overrides(image_size=rgb.shape[:2]), data.test)[0][1]
+    np.testing.assert_allclose(y.numpy(), luminance, atol=1e-5)
+    r = run_cell(tiny_backbone(), spec, data_root=data_root, image_size=CELL_SIZE["kitti-flow"], epochs=1,
+                 hparams=CELL_HPARAMS, seed=0)
+    assert r.task == "kitti-flow:paper" and r.metric == "within" and 0.0 <= r.value <= 1.0
+    assert math.isfinite(r.metrics["l1"])
 
 
 CASES = [(t, k) for t in STUDY for k in KINDS if k in MALFORMED[t]]

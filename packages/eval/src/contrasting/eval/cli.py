@@ -89,6 +89,10 @@ def describe_task(name: str, data_root=None) -> str:
              "  expected layout:", *("    " + line for line in spec.layout.structure.splitlines()),
              "  differs from the study's protocol:",
              *(f"    - {d}" for d in (*spec.deviations, *PROTOCOL_DEVIATIONS))]
+    if spec.paper:
+        lines.append(f"  the study's own form: --task {spec.name}:paper (" +
+                     ", ".join(f"{k} {v.reader if k == 'layout' else v}" for k, v in spec.paper.items()
+                               if k != "deviations") + ")")
     return "\n".join(lines)
 
 

@@ -207,12 +207,12 @@ class DeepLabHead(nn.Module):
 
 
 def out_channels(spec: TaskSpec, num_classes: int | None) -> int:
-    """Output channels of a task's head: C for class/mask targets, 1 for binary and depth, 2 for flow."""
+    """Output channels of a task's head: C for class/mask targets, 1 for binary, depth and scalar, 2 for flow."""
     if spec.target in ("class", "mask"):
         if not num_classes:
             raise ValueError(f"task {spec.name!r}: number of classes unknown")
         return num_classes
-    return {"binary": 1, "depth": 1, "flow": 2}[spec.target]
+    return {"binary": 1, "depth": 1, "scalar": 1, "flow": 2}[spec.target]
 
 
 HEADS: dict[str, Callable] = {

@@ -12,6 +12,7 @@ miou_no_bg      as miou                     as miou, class 0 (background) left o
 iou             (tp, fp, fn)                tp / (tp + fp + fn)   (0 when the union is empty)
 l1              (Σ|ŷ − y|, valid pixels)    Σ|ŷ − y| / valid pixels
 flow_acc        (good pixels, valid pixels) good / valid
+within          (good pixels, valid pixels) good / valid
 =============== =========================== ===========================================================
 
 ``value_from_totals`` is the formula the accumulators of ``contrasting.eval.catalog.metrics`` use for their own result,
@@ -25,7 +26,8 @@ import warnings
 import numpy as np
 
 SAMPLE_FIELDS = {"top1": "correct, count", "miou": "tp[C], fp[C], fn[C]", "miou_no_bg": "tp[C], fp[C], fn[C]",
-                 "iou": "tp, fp, fn", "l1": "abs_error_sum, count", "flow_acc": "good, count"}
+                 "iou": "tp, fp, fn", "l1": "abs_error_sum, count", "flow_acc": "good, count",
+                 "within": "good, count"}
 
 
 def _ratio(num: np.ndarray, den: np.ndarray, empty: float) -> np.ndarray:
@@ -55,7 +57,7 @@ def value_from_totals(metric: str, totals: np.ndarray) -> np.ndarray:
         return _miou(t, metric == "miou_no_bg")
     if metric == "iou":
         return _ratio(t[..., 0], t[..., 0] + t[..., 1] + t[..., 2], 0.0)
-    if metric in ("l1", "flow_acc"):
+    if metric in ("l1", "flow_acc", "within"):
         return _ratio(t[..., 0], t[..., 1], np.nan)
     raise ValueError(f"metric: no per-sample statistics for {metric!r} (known: {', '.join(SAMPLE_FIELDS)})")
 

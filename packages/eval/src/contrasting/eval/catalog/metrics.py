@@ -14,6 +14,8 @@ the value signed so that higher is better (``METRICS[name].higher_is_better``).
 * L1: Σ |ŷ − y| / #valid over all valid pixels (NaN targets are invalid); lower is better.
 * KITTI-style flow accuracy: share of valid pixels whose end-point error EPE = ‖f̂ − f‖₂ is below 3 px or
   below 5 % of ‖f‖₂ (1 − KITTI's Fl outlier rate); EPE is reported beside it.
+* within: share of valid (finite) target pixels with |ŷ − y| ≤ 0.05 (the study's KITTI score on targets in
+  [0, 1]); L1 is reported beside it.
 
 Every accumulator also keeps one row of statistics per sample (``per_sample()``; their sums give the metric
 through ``metric_stats.value_from_totals``, the formula ``compute()`` itself uses), so that results carry a
@@ -206,6 +208,32 @@ class FlowAccuracy(_PerSample):
         return {"flow_acc": self.value(), "epe": self.epe_sum / count}
 
 
+class Within(_PerSample):
+    """Share of valid (finite) target pixels predicted within ``tolerance`` (|ŷ − y| ≤ 0.05): the study's score
+    of its 1-channel KITTI target. Per sample (good pixels, valid pixels); L1 beside it."""
+
+    name = "within"
+
+    def __init__(self, tolerance: float = 0.05, **_):
+        super().__init__()
+        self.tolerance, self.abs_sum = tolerance, 0.0
+
+    def update(self, pred: torch.Tensor, target: torch.Tensor) -> None:
+        pred = pred.reshape(target.shape).double().cpu().reshape(len(target), -1)
+        target = target.double().cpu().reshape(len(target), -1)
+        valid = torch.isfinite(target)
+        err = (pred - torch.nan_to_num(target)).abs()
+        self._add(torch.stack([((err <= self.tolerance) & valid).sum(1), valid.sum(1)], 1))
+        self.abs_sum += float(err[valid].sum())
+
+    def compute(self) -> dict[str, float]:
+        stats = self.per_sample()
+        count = stats[:, 1].sum() if len(stats) else 0
+        if not count:
+            return {"within": float("nan"), "l1": float("nan")}
+        return {"within": self.value(), "l1": self.abs_sum / count}
+
+
 @dataclass(frozen=True)
 class MetricInfo:
     """A metric's accumulator factory (``make(num_classes=..., ignore_index=...)``) and direction."""
@@ -221,6 +249,7 @@ METRICS: dict[str, MetricInfo] = {
     "iou": MetricInfo(BinaryIoU, True),
     "l1": MetricInfo(L1, False),
     "flow_acc": MetricInfo(FlowAccuracy, True),
+    "within": MetricInfo(Within, True),
 }
 
 
@@ -259,7 +288,9 @@ def constant_predictor(metric: str, train_targets, *, num_classes: int | None = 
       background (predicting background scores 0 there);
     * iou: all-foreground (IoU = the positive share), or all-background when training has no positive pixel;
     * l1: the median valid training target everywhere;
-    * flow_acc: the median valid training flow vector everywhere.
+    * flow_acc: the median valid training flow vector everywhere;
+    * within: the constant with the most valid training pixels within the tolerance (the best window over the
+      sorted values).
     """
     if metric == "top1":
         labels = torch.as_tensor(train_targets).long().reshape(-1)
@@ -288,4 +319,17 @@ def constant_predictor(metric: str, train_targets, *, num_classes: int | None = 
         flows = torch.cat([t[:2].reshape(2, -1)[:, t[2].reshape(-1) > 0.5].double() for t in maps], 1)
         med = flows.median(dim=1).values if flows.shape[1] else torch.zeros(2, dtype=torch.float64)
         return lambda target: med.view(1, 2, 1, 1).expand(len(target), 2, *target.shape[-2:]).clone()
+    if metric == "within":
+        c = _densest_window(torch.cat([t.reshape(-1).double() for t in maps]), Within().tolerance)
+        return lambda target: torch.full(target.shape, c, dtype=torch.float64)
     raise ValueError(f"metric: no trivial baseline for {metric!r} (known: {', '.join(METRICS)})")
+
+
+def _densest_window(values: torch.Tensor, tolerance: float) -> float:
+    """The centre c maximising #{|v − c| ≤ tolerance} over the finite ``values`` (0 without any): a window
+    [v_i, v_i + 2·tolerance] starting at each sorted value, the fullest one's centre."""
+    v = np.sort(values[torch.isfinite(values)].numpy())
+    if not len(v):
+        return 0.0
+    counts = np.searchsorted(v, v + 2 * tolerance, side="right") - np.arange(len(v))
+    return float(v[int(counts.argmax())] + tolerance)

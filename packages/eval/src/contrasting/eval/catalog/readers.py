@@ -592,6 +592,14 @@ def decode_kitti_flow(ref, size, spec: TaskSpec) -> torch.Tensor:
     return _nearest(torch.stack([u, v, (raw[2] > 0).float()]), size)
 
 
+def decode_flow_viz(ref, size, spec: TaskSpec) -> torch.Tensor:
+    """KITTI's ``viz_flow_occ`` visualisation → (H, W) float: its luminance (PIL's "F" conversion, 0.299 R +
+    0.587 G + 0.114 B) / 255, the target the study's code trained on; nearest resize."""
+    with Image.open(ref) as im:
+        lum = np.asarray(im.convert("RGB").convert("F"), dtype=np.float32) / 255.0
+    return _nearest(torch.from_numpy(lum), size)
+
+
 EGOHANDS_HW = (720, 1280)  # every EgoHands frame; the polygons are in its pixel coordinates
 
 
@@ -633,7 +641,7 @@ def _native_hw(ref) -> tuple[int, int] | None:
 
 TARGET_DECODERS: dict[str, Callable] = {
     "mask": decode_mask, "cityscapes": decode_cityscapes, "binary": decode_binary, "trimap": decode_trimap,
-    "depth": decode_depth, "flow": decode_kitti_flow, "egohands": decode_egohands,
+    "depth": decode_depth, "flow": decode_kitti_flow, "flow_viz": decode_flow_viz, "egohands": decode_egohands,
 }
 _DEFAULT_DECODER = {"cityscapes": "cityscapes", "egohands": "egohands", "kitti_flow": "flow", "taskonomy": "depth",
                     "nyu_mat": "depth"}

@@ -33,7 +33,8 @@ from contrasting.data.builtin import TASKS as WORLD_TASKS
 from contrasting.data.vocabulary import KINDS, LEVELS, split_group_title
 
 GROUPS = LEVELS  # a task's ``group`` field holds its level
-TARGETS = ("class", "mask", "binary", "depth", "flow")
+TARGETS = ("class", "mask", "binary", "depth", "flow", "scalar")  # scalar: one continuous value a pixel
+PAPER_SUFFIX = ":paper"  # get_task("<name>:paper"): the study's own form of a task that has one (TaskSpec.paper)
 DEFAULT_DATA = "~/.cache/contrasting/data"
 WORLD_SUBDIR = "shapes-world"
 
@@ -128,7 +129,9 @@ class TaskSpec:
     differs from the study's (Kotar et al. 2021 and its code), one sentence each, shown by ``contrasting tasks
     --task NAME`` and in every report (``PROTOCOL_DEVIATIONS`` holds those of every task); ``expected_sizes``:
     (train, test) sample counts of the published dataset under this task's split rule, which ``contrasting tasks
-    --check`` compares a user's copy with (None where the release varies or is not public)."""
+    --check`` compares a user's copy with (None where the release varies or is not public); ``paper``: field
+    values that give the study's own form of the task where this default departs from it for a better one
+    (``get_task("<name>:paper")``, ``paper_form``; its own ``deviations`` say what still differs)."""
 
     name: str
     title: str
@@ -155,6 +158,7 @@ class TaskSpec:
     pooling: int = 1
     deviations: tuple[str, ...] = ()
     expected_sizes: tuple[int, int] | None = None
+    paper: dict = field(default_factory=dict)
 
     def __post_init__(self):
         if self.group not in GROUPS or self.kind not in KINDS:
@@ -167,6 +171,14 @@ class TaskSpec:
                                     or self.num_classes is not None and len(weights) != self.num_classes):
             raise ValueError(f"task {self.name!r}: loss_options.class_weights must hold one positive weight per "
                              f"class ({self.num_classes or 'read from the data'}), got {weights!r}")
+
+    def paper_form(self) -> TaskSpec:
+        """The study's own form of this task: ``paper``'s field values, named ``<name>:paper``. ValueError for a
+        task that has none (its default is the study's, or its differences are declared in ``deviations``)."""
+        if not self.paper:
+            raise ValueError(f"task {self.name!r} has no paper form: it follows the study's protocol where it can "
+                             "(what differs is in its deviations)")
+        return replace(self, name=self.name + PAPER_SUFFIX, paper={}, **self.paper)
 
     @property
     def pixelwise(self) -> bool:
@@ -194,9 +206,12 @@ def register_task(spec: TaskSpec) -> TaskSpec:
 
 
 def get_task(name: str | TaskSpec) -> TaskSpec:
-    """The registered task ``name`` (a ``TaskSpec`` passes through); unknown names list the known ones."""
+    """The registered task ``name``, or its paper form for ``<name>:paper`` (a ``TaskSpec`` passes through);
+    unknown names list the known ones."""
     if isinstance(name, TaskSpec):
         return name
+    if name.endswith(PAPER_SUFFIX) and name[:-len(PAPER_SUFFIX)] in TASKS:
+        return TASKS[name[:-len(PAPER_SUFFIX)]].paper_form()
     try:
         return TASKS[name]
     except KeyError:
@@ -501,11 +516,21 @@ register_task(_pixel(
     image_size=(256, 832),
     deviations=(
         "2-channel flow scored as the share of valid pixels with end-point error < 3 px or < 5 % (KITTI's Fl "
-        'inverted); the study scored 1-channel viz_flow_occ / 255 by the share of pixels with error ≤ 0.05',
+        "inverted); the study scored 1-channel viz_flow_occ / 255 by the share of pixels with error ≤ 0.05 (its "
+        "paper form, kitti-flow:paper)",
         'input 256×832, not 224 px crops',
     ),
     expected_sizes=(180, 20),
-    source="Menze & Geiger 2015"))
+    source="Menze & Geiger 2015",
+    paper={"layout": Layout(
+        "kitti_flow", {"images": "training/image_2", "flow": "training/viz_flow_occ"},
+        "training/image_2/NNNNNN_{10,11}.png   (data_scene_flow.zip)\n"
+        "training/viz_flow_occ/NNNNNN_10.png    (8-bit RGB visualisation of the flow; target = its luminance / 255,\n"
+        "                                       as the study's code read it)\n"
+        "split: 200 pairs sorted by id, the first 180 train, the last 20 test (the study's 90/10)",
+        {"target": "flow_viz"}),
+        "target": "scalar", "loss": "l1", "metric": "within", "higher_is_better": True,
+        "deviations": ("input 256×832, not 224 px crops and a full-resolution test",)}))
 
 # --------------------------------------------------------------------------------------------------------
 # Built-in tasks: the shapes world of contrasting.data.builtin (``world-<key>/tasks/<task>/...``), small enough

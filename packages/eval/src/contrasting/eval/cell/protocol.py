@@ -409,11 +409,11 @@ def _pixel_loaders(spec, data, encoder, tr_idx, val_idx, device, num_workers, ca
 
 
 def _fit_pixel_head(*, spec, encoder, num_classes, sched, loader, loss_fn, predictor, seed, device, progress):
-    """A pixel head trained from ``seed`` with ``sched`` on the batches of ``loader`` (depth heads start at the
-    trivial baseline's constant)."""
+    """A pixel head trained from ``seed`` with ``sched`` on the batches of ``loader`` (depth and scalar heads start
+    at the trivial baseline's constant)."""
     torch.manual_seed(seed)
     head = build_head(spec, encoder, num_classes).to(device)
-    if spec.target == "depth":
+    if spec.target in ("depth", "scalar"):
         start_at_constant(head, float(predictor(torch.zeros(1, 1, 1)).reshape(-1)[0]))
     opt, lr_sched = make_optimizer(head.parameters(), sched)
     for epoch in range(sched.epochs):
