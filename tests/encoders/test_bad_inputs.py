@@ -128,14 +128,6 @@ PRETRAIN_FLAGS = [  # (arguments, status, what the error line names)
 ]
 
 
-@pytest.mark.parametrize(("args", "message"), PRETRAIN_FLAGS)
-def test_pretrain_refuses_bad_flags(args, message, files, tmp_path, capsys):
-    names = {"missing": str(tmp_path / "missing.yaml"), "dir": str(files["dir"]), "good": str(files["good"])}
-    argv = ["pretrain", "--corpus", "synthetic", "--output", str(tmp_path / "run"), *[a.format(**names) for a in args]]
-    refused(capsys, argv, 2, message, root=tmp_path)
-    assert not (tmp_path / "run").exists()
-
-
 PRETRAIN_VALUES = [  # (arguments, the error line's text)
     (["data.image_size=0"], "data.image_size: expected an integer >= 1, got 0"),
     (["optim.lr=.nan"], "optim.lr: expected a finite number > 0, got nan"),
@@ -160,9 +152,9 @@ PRETRAIN_VALUES = [  # (arguments, the error line's text)
 ]
 
 
-@pytest.mark.parametrize(("args", "message"), PRETRAIN_VALUES)
-def test_pretrain_refuses_bad_values_before_training(args, message, files, tmp_path, capsys):
-    names = {k: str(v) for k, v in files.items()} | {"missing": str(tmp_path / "nowhere")}
+@pytest.mark.parametrize(("args", "message"), PRETRAIN_FLAGS + PRETRAIN_VALUES)
+def test_pretrain_refuses_bad_flags_and_values_before_training(args, message, files, tmp_path, capsys):
+    names = {k: str(v) for k, v in files.items()} | {"missing": str(tmp_path / "missing.yaml")}
     argv = ["pretrain", "--corpus", "synthetic", "--output", str(tmp_path / "run"), *[a.format(**names) for a in args]]
     refused(capsys, argv, 2, message, root=tmp_path)
     assert not (tmp_path / "run").exists()

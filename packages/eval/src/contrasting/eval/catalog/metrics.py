@@ -180,58 +180,61 @@ class L1(_PerSample):
         return {"l1": self.value()}
 
 
-class FlowAccuracy(_PerSample):
-    """KITTI-style flow accuracy of predictions (B, 2, H, W) against targets (B, 3, H, W) = (u, v, valid); per
-    sample (good pixels, valid pixels); EPE beside it."""
+class _GoodShare(_PerSample):
+    """The share of valid pixels whose error is good enough; per sample (good pixels, valid pixels), the mean
+    error over valid pixels beside it (under ``companion``)."""
 
-    name = "flow_acc"
+    companion = "error"
+
+    def __init__(self):
+        super().__init__()
+        self.error_sum = 0.0
+
+    def _add_pixels(self, good: torch.Tensor, valid: torch.Tensor, error: torch.Tensor) -> None:
+        """Rows of (B, ...) pixel masks ``good``, ``valid`` and their ``error``s."""
+        n = len(valid)
+        self._add(torch.stack([(good & valid).reshape(n, -1).sum(1), valid.reshape(n, -1).sum(1)], 1))
+        self.error_sum += float(error[valid].sum())
+
+    def compute(self) -> dict[str, float]:
+        stats = self.per_sample()
+        count = stats[:, 1].sum() if len(stats) else 0
+        if not count:
+            return {self.name: float("nan"), self.companion: float("nan")}
+        return {self.name: self.value(), self.companion: self.error_sum / count}
+
+
+class FlowAccuracy(_GoodShare):
+    """KITTI-style flow accuracy of predictions (B, 2, H, W) against targets (B, 3, H, W) = (u, v, valid): good
+    where EPE < 3 px or < 5 % of ‖f‖; EPE beside it."""
+
+    name, companion = "flow_acc", "epe"
 
     def __init__(self, abs_threshold: float = 3.0, rel_threshold: float = 0.05, **_):
         super().__init__()
         self.abs_threshold, self.rel_threshold = abs_threshold, rel_threshold
-        self.epe_sum = 0.0
 
     def update(self, pred: torch.Tensor, target: torch.Tensor) -> None:
         flow, valid = target[:, :2].double().cpu(), (target[:, 2] > 0.5).cpu()
         epe = (pred.double().cpu() - flow).norm(dim=1)
-        mag = flow.norm(dim=1)
-        good = (epe < self.abs_threshold) | (epe < self.rel_threshold * mag)
-        self._add(torch.stack([(good & valid).reshape(len(target), -1).sum(1),
-                               valid.reshape(len(target), -1).sum(1)], 1))
-        self.epe_sum += float(epe[valid].sum())
-
-    def compute(self) -> dict[str, float]:
-        stats = self.per_sample()
-        count = stats[:, 1].sum() if len(stats) else 0
-        if not count:
-            return {"flow_acc": float("nan"), "epe": float("nan")}
-        return {"flow_acc": self.value(), "epe": self.epe_sum / count}
+        good = (epe < self.abs_threshold) | (epe < self.rel_threshold * flow.norm(dim=1))
+        self._add_pixels(good, valid, epe)
 
 
-class Within(_PerSample):
+class Within(_GoodShare):
     """Share of valid (finite) target pixels predicted within ``tolerance`` (|ŷ − y| ≤ 0.05): the study's score
-    of its 1-channel KITTI target. Per sample (good pixels, valid pixels); L1 beside it."""
+    of its 1-channel KITTI target; L1 beside it."""
 
-    name = "within"
+    name, companion = "within", "l1"
 
     def __init__(self, tolerance: float = 0.05, **_):
         super().__init__()
-        self.tolerance, self.abs_sum = tolerance, 0.0
+        self.tolerance = tolerance
 
     def update(self, pred: torch.Tensor, target: torch.Tensor) -> None:
-        pred = pred.reshape(target.shape).double().cpu().reshape(len(target), -1)
-        target = target.double().cpu().reshape(len(target), -1)
-        valid = torch.isfinite(target)
-        err = (pred - torch.nan_to_num(target)).abs()
-        self._add(torch.stack([((err <= self.tolerance) & valid).sum(1), valid.sum(1)], 1))
-        self.abs_sum += float(err[valid].sum())
-
-    def compute(self) -> dict[str, float]:
-        stats = self.per_sample()
-        count = stats[:, 1].sum() if len(stats) else 0
-        if not count:
-            return {"within": float("nan"), "l1": float("nan")}
-        return {"within": self.value(), "l1": self.abs_sum / count}
+        target = target.double().cpu()
+        error = (pred.reshape(target.shape).double().cpu() - torch.nan_to_num(target)).abs()
+        self._add_pixels(error <= self.tolerance, torch.isfinite(target), error)
 
 
 @dataclass(frozen=True)
