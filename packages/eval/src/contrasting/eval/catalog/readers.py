@@ -28,7 +28,7 @@ import torch
 import torch.nn.functional as F
 from PIL import Image, ImageDraw
 
-from contrasting.eval.catalog.tasks import TaskDataError, TaskSpec
+from contrasting.eval.catalog.tasks import TaskDataError, TaskSpec, TrainCrops
 from contrasting.eval.catalog.world import IMAGE_EXTENSIONS, folder_samples, world_classes
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
@@ -385,19 +385,24 @@ def read_cityscapes(spec: TaskSpec, root: Path) -> TaskData:
 
 @register_reader("egohands")
 def read_egohands(spec: TaskSpec, root: Path) -> TaskData:
-    """EgoHands labelled samples: targets are (polygons.mat, frame index) pairs, rasterised on decode."""
+    """EgoHands labelled samples: targets are (polygons.mat, frame index) pairs, rasterised on decode. Split: every
+    6th video by name is test, or with the layout option ``split: "frames_90"`` the study's — the frames of all
+    videos in path order, the first 90 % train."""
     videos = sorted(d for d in (root / spec.layout.paths["samples"]).iterdir() if d.is_dir())
-    train, test = Split([], []), Split([], [])
+    samples = []  # (video index, frame path, target)
     for i, video in enumerate(videos):
         mat = video / "polygons.mat"
         if not mat.is_file():
             raise TaskDataError(spec.name, mat, spec.layout.structure)
         frames = sorted(f for f in video.iterdir() if f.suffix.lower() == ".jpg")
-        split = test if i % 6 == 5 else train
-        for j, f in enumerate(frames):
-            split.inputs.append((str(f),))
-            split.targets.append((str(mat), j))
-    return TaskData(train, test, root)
+        samples += [(i, (str(f),), (str(mat), j)) for j, f in enumerate(frames)]
+    if spec.layout.options.get("split") == "frames_90":
+        is_test = [k >= int(0.9 * len(samples)) for k in range(len(samples))]
+    else:
+        is_test = [i % 6 == 5 for i, _, _ in samples]
+    pick = lambda test: Split([s[1] for s, t in zip(samples, is_test, strict=True) if t == test],
+                              [s[2] for s, t in zip(samples, is_test, strict=True) if t == test])
+    return TaskData(pick(False), pick(True), root)
 
 
 @register_reader("taskonomy")
@@ -550,6 +555,13 @@ def decode_cityscapes(ref, size, spec: TaskSpec) -> torch.Tensor:
     return _nearest(torch.from_numpy(lut[ids]), size).long()
 
 
+def decode_cityscapes20(ref, size, spec: TaskSpec) -> torch.Tensor:
+    """gtFine labelIds → the study's 20 classes: 0 for void (every id without a trainId), trainId + 1 for the
+    others; nothing ignored."""
+    train_ids = decode_cityscapes(ref, size, spec)
+    return torch.where(train_ids == spec.ignore_index, -1, train_ids) + 1
+
+
 def decode_binary(ref, size, spec: TaskSpec) -> torch.Tensor:
     """Mask PNG → (H, W) float, 1 where nonzero."""
     return _nearest(torch.from_numpy((_png(ref) > 0).astype(np.float32)), size)
@@ -640,7 +652,8 @@ def _native_hw(ref) -> tuple[int, int] | None:
 
 
 TARGET_DECODERS: dict[str, Callable] = {
-    "mask": decode_mask, "cityscapes": decode_cityscapes, "binary": decode_binary, "trimap": decode_trimap,
+    "mask": decode_mask, "cityscapes": decode_cityscapes, "cityscapes20": decode_cityscapes20,
+    "binary": decode_binary, "trimap": decode_trimap,
     "depth": decode_depth, "flow": decode_kitti_flow, "flow_viz": decode_flow_viz, "egohands": decode_egohands,
 }
 _DEFAULT_DECODER = {"cityscapes": "cityscapes", "egohands": "egohands", "kitti_flow": "flow", "taskonomy": "depth",
@@ -695,13 +708,51 @@ class TaskDataset(torch.utils.data.Dataset):
 
     def __getitem__(self, i):
         refs, label = self.split.inputs[i], self.split.targets[i]
-        images = [self._guarded(i, ref, lambda ref=ref: load_image(ref, self.size)) for ref in refs]
+        crops = self.spec.train_crops if self.augment is not None else None
+        size = self.size if crops is None else _scaled(self.size, crops.scale)
+        images = [self._guarded(i, ref, lambda ref=ref: load_image(ref, size)) for ref in refs]
         if self.decode:
-            target = self._guarded(i, label, lambda: self.decode(label, self.size, self.spec))
+            target = self._guarded(i, label, lambda: self.decode(label, size, self.spec))
             self._check_sizes(i, refs, label)
         else:
             target = torch.tensor(label)
         x = torch.stack(images)
         if self.augment is not None:
             x = torch.stack([self.augment(im) for im in x])  # frames of one sample get independent jitter
-        return (x - self.mean) / self.std, target
+        x = (x - self.mean) / self.std
+        return (x, target) if crops is None else crop_sample(x, target, crops, self.spec)
+
+
+def _scaled(size: tuple[int, int], scale: tuple[float, float]) -> tuple[int, int]:
+    """``size`` times s ~ U[scale] (torch's generator: seeded by the protocol, per worker by the DataLoader)."""
+    s = scale[0] + (scale[1] - scale[0]) * float(torch.rand(()))
+    return max(1, round(size[0] * s)), max(1, round(size[1] * s))
+
+
+def _pad_value(spec: TaskSpec, target: torch.Tensor) -> float:
+    """What a target is padded with outside the image: invalid flow (0), missing depth or value (NaN), else the
+    ignore index."""
+    if spec.target == "flow":
+        return 0.0
+    return float("nan") if spec.target in ("depth", "scalar") else spec.ignore_index
+
+
+def crop_sample(x: torch.Tensor, target: torch.Tensor, crops: TrainCrops, spec: TaskSpec):
+    """``TrainCrops`` on one training sample: normalised images ``x`` (frames, 3, H, W) and their target map
+    ((H, W) or (C, H, W)) mirrored together with probability ``crops.flip``, then cut to a ``crops.size`` window
+    at a random position (padded: images with 0, the target with ``_pad_value``), redrawn up to 10 times until
+    the target shows ``crops.min_classes`` classes."""
+    if float(torch.rand(())) < crops.flip:
+        x, target = x.flip(-1), target.flip(-1)
+    (h, w), (H, W) = crops.size, x.shape[-2:]
+    if H < h or W < w:
+        x = F.pad(x, (0, max(0, w - W), 0, max(0, h - H)))
+        target = F.pad(target[None].float(), (0, max(0, w - W), 0, max(0, h - H)),
+                       value=_pad_value(spec, target))[0].to(target.dtype)
+        H, W = x.shape[-2:]
+    for _ in range(10):
+        top, left = int(torch.randint(0, H - h + 1, ())), int(torch.randint(0, W - w + 1, ()))
+        window = target[..., top:top + h, left:left + w]
+        if crops.min_classes <= 1 or len(torch.unique(window[window != spec.ignore_index])) >= crops.min_classes:
+            break
+    return x[..., top:top + h, left:left + w], window

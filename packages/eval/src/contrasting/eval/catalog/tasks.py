@@ -54,6 +54,7 @@ class Schedule:
 
     * ``"cosine"``: lr_e = lr · ½(1 + cos(π·e/epochs)), e = 0 … epochs−1;
     * ``"step"``: lr_e = lr · 0.1^(number of milestones ≤ e/epochs), milestones at ½ and ¾;
+    * ``"poly"``: lr_e = lr · (1 − e/epochs)^0.9 (DeepLab's, the study's Cityscapes schedule);
     * ``"none"``: lr_e = lr.
 
     ``refit``: once this setting is selected on the validation split, train it again from the same seed on the
@@ -70,7 +71,7 @@ class Schedule:
     refit: bool = False
 
 
-_SCHEDULE_CHOICES = {"optimizer": ("adam", "sgd"), "decay": ("cosine", "step", "none")}
+_SCHEDULE_CHOICES = {"optimizer": ("adam", "sgd"), "decay": ("cosine", "step", "poly", "none")}
 
 
 def schedule_value_problem(key: str, value: Any) -> str | None:
@@ -120,6 +121,26 @@ class Layout:
 
 
 @dataclass(frozen=True)
+class TrainCrops:
+    """Joint geometric augmentation of a pixel task's training samples (the study's code for Cityscapes, EgoHands
+    and KITTI): the input size scaled by s ~ U[``scale``], mirrored with probability ``flip``, then a window of
+    ``size`` (h, w) at a uniformly random position — padded where the scaled image is smaller (the images with 0
+    after normalisation, the targets with their ignore value). ``min_classes``: the window is redrawn, up to 10
+    times, until its target shows that many classes (the study's EgoHands loop). Evaluation sees whole inputs."""
+
+    size: tuple[int, int]
+    scale: tuple[float, float] = (1.0, 1.0)
+    flip: float = 0.0
+    min_classes: int = 1
+
+    def __post_init__(self):
+        if len(self.size) != 2 or min(self.size) < 1 or not 0 < self.scale[0] <= self.scale[1]:
+            raise ValueError(f"TrainCrops: expected a size (h, w) >= 1 and 0 < scale low <= high, got {self}")
+        if not 0.0 <= self.flip <= 1.0 or self.min_classes < 1:
+            raise ValueError(f"TrainCrops: expected flip in [0, 1] and min_classes >= 1, got {self}")
+
+
+@dataclass(frozen=True)
 class TaskSpec:
     """One end task. ``group`` × ``kind`` are the study's four groups; ``frames`` is the number of images
     per sample (6 for Kinetics clips, 2 for egomotion and flow pairs); ``num_classes`` is None for
@@ -131,7 +152,8 @@ class TaskSpec:
     (train, test) sample counts of the published dataset under this task's split rule, which ``contrasting tasks
     --check`` compares a user's copy with (None where the release varies or is not public); ``paper``: field
     values that give the study's own form of the task where this default departs from it for a better one
-    (``get_task("<name>:paper")``, ``paper_form``; its own ``deviations`` say what still differs)."""
+    (``get_task("<name>:paper")``, ``paper_form``; its own ``deviations`` say what still differs);
+    ``train_crops``: the geometric augmentation of training samples (``TrainCrops``; None: whole inputs)."""
 
     name: str
     title: str
@@ -159,6 +181,7 @@ class TaskSpec:
     deviations: tuple[str, ...] = ()
     expected_sizes: tuple[int, int] | None = None
     paper: dict = field(default_factory=dict)
+    train_crops: TrainCrops | None = None
 
     def __post_init__(self):
         if self.group not in GROUPS or self.kind not in KINDS:
@@ -166,6 +189,8 @@ class TaskSpec:
                              f"got {self.group}/{self.kind}")
         if self.target not in TARGETS:
             raise ValueError(f"task {self.name!r}: target must be one of {TARGETS}, got {self.target!r}")
+        if self.train_crops is not None and (self.group != "pixel" or self.target == "flow" and self.train_crops.flip):
+            raise ValueError(f"task {self.name!r}: train_crops are for pixel tasks, without flips of flow targets")
         weights = self.loss_options.get("class_weights")
         if weights is not None and (not all(w > 0 for w in weights)
                                     or self.num_classes is not None and len(weights) != self.num_classes):
@@ -422,10 +447,25 @@ register_task(_pixel(
     image_size=(256, 512),
     deviations=(
         'input resized to 256×512 with no scale, flip or crop augmentation, 19 trainIds with void ignored; '
-        'the study: 20 classes, 0.5–2× scale, 450 px crops, full-resolution test, poly learning-rate decay',
+        'the study: 20 classes, 0.5–2× scale, 450 px crops, full-resolution test, poly learning-rate decay (its '
+        'paper form, cityscapes:paper)',
     ),
     expected_sizes=(2975, 500),
-    source="Cordts et al. 2016"))
+    source="Cordts et al. 2016",
+    paper={"layout": Layout(
+        "cityscapes", {"train_images": "leftImg8bit/train", "train_labels": "gtFine/train",
+                       "test_images": "leftImg8bit/val", "test_labels": "gtFine/val"},
+        "leftImg8bit/{train,val}/<city>/<name>_leftImg8bit.png   (leftImg8bit_trainvaltest.zip)\n"
+        "gtFine/{train,val}/<city>/<name>_gtFine_labelIds.png    (gtFine_trainvaltest.zip; the study's 20 classes:\n"
+        "                                                         0 = void, trainId + 1; test = val)",
+        {"target": "cityscapes20"}),
+        "num_classes": 20, "image_size": (1024, 2048),
+        "train_crops": TrainCrops((450, 450), scale=(0.5, 2.0), flip=0.5),
+        "schedule": Schedule(100, 16, 3e-4, decay="poly"),
+        "deviations": ("crop windows lie within the scaled image (padded where it is smaller than 450 px); the "
+                       "study's code drew them from the unscaled size",
+                       "poly learning-rate decay as the study states it; its code never stepped the scheduler "
+                       "(a constant rate in effect: decay none)")}))
 
 register_task(_pixel(
     "pets-seg", "Oxford-IIIT Pet segmentation (the pet)", "semantic",
@@ -448,9 +488,19 @@ register_task(_pixel(
     image_size=(240, 416), loss_options={"class_weights": (0.1, 1.0, 1.0, 1.0, 1.0)},  # the study's, fixed
     deviations=(
         'input 240×416, not 513 px crops and a full-resolution test',
-        "split: every 6th video by name, not the study's video split",
+        "split: every 6th video by name, not the study's (the first 90 % of the frames in path order)",
+        "both in its paper form, egohands:paper",
     ),
-    source="Bambach et al. 2015"))
+    source="Bambach et al. 2015",
+    paper={"layout": Layout(
+        "egohands", {"samples": "_LABELLED_SAMPLES"},
+        "_LABELLED_SAMPLES/<VIDEO>/frame_NNNN.jpg + polygons.mat   (egohands_data.zip; polygons.mat holds the\n"
+        "                                      struct 'polygons' with fields myleft, myright, yourleft, yourright)\n"
+        "split: the frames of all videos in path order, the first 90 % train (the study's)",
+        {"split": "frames_90"}),
+        "image_size": (720, 1280), "train_crops": TrainCrops((513, 513), min_classes=2),
+        "deviations": ("frames decoded from the published polygons; the study read masks it had rasterised "
+                       "itself (same split rule, file names may sort differently)",)}))
 
 _DEPTH_LIST = "{train,test}.txt: 'image,depth' with depth a 16-bit PNG"
 
@@ -529,8 +579,10 @@ register_task(_pixel(
         "                                       as the study's code read it)\n"
         "split: 200 pairs sorted by id, the first 180 train, the last 20 test (the study's 90/10)",
         {"target": "flow_viz"}),
-        "target": "scalar", "loss": "l1", "metric": "within", "higher_is_better": True,
-        "deviations": ("input 256×832, not 224 px crops and a full-resolution test",)}))
+        "target": "scalar", "loss": "l1", "metric": "within", "higher_is_better": True, "image_size": (376, 1242),
+        "train_crops": TrainCrops((224, 224)),
+        "deviations": ("test images resized to 376×1242 (the study resized only the targets; KITTI's images are "
+                       "370–376 × 1224–1242)",)}))
 
 # --------------------------------------------------------------------------------------------------------
 # Built-in tasks: the shapes world of contrasting.data.builtin (``world-<key>/tasks/<task>/...``), small enough

@@ -132,6 +132,7 @@ def make_optimizer(params, sched: Schedule) -> tuple[torch.optim.Optimizer, torc
     factors = {
         "cosine": lambda e: 0.5 * (1 + math.cos(math.pi * e / epochs)),
         "step": lambda e: 0.1 ** sum(e >= m * epochs for m in (0.5, 0.75)),
+        "poly": lambda e: (1 - e / epochs) ** 0.9,
         "none": lambda e: 1.0,
     }
     if sched.decay not in factors:
@@ -516,7 +517,8 @@ def run_cell(encoder, task: str | TaskSpec, *, hparams: list[dict] | dict | None
     arch: backbone architecture for ``random``/``supervised`` and ambiguous checkpoints.
     image_size / epochs: overrides of the task's input size and of every setting's epoch count.
     pixel_cache: pixel-wise tasks train on frozen features computed once (``CachedPixelBatches``: 3–4× cheaper
-        per epoch, but without the study's colour jitter on training images; for small datasets).
+        per epoch, but without the study's colour jitter on training images; for small datasets, and not for
+        tasks with ``train_crops``).
     """
     t_start = time.perf_counter()
     if feature_cache not in CACHE_MODES:
@@ -546,6 +548,9 @@ def run_cell(encoder, task: str | TaskSpec, *, hparams: list[dict] | dict | None
     if cache == "disk" and cache_dir is None:
         raise ValueError("feature_cache='disk' needs a cache_dir")
     common = dict(seed=seed, device=device, num_workers=num_workers, progress=progress, timings=timings)
+    if spec.pixelwise and pixel_cache and spec.train_crops is not None:
+        raise ValueError(f"pixel_cache: task {spec.name!r} trains on random crops (train_crops), which features "
+                         "computed once cannot give")
     if spec.pixelwise:
         best, results, test = _pixel_cell(spec, data, enc, scheds, tr_idx, val_idx, num_classes, cached=pixel_cache,
                                           **common)
