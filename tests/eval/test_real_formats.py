@@ -6,6 +6,7 @@ copies — a split file missing, a label out of range, an unreadable image, a ma
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import shutil
 import zlib
@@ -119,6 +120,49 @@ def test_the_paper_form_of_kitti_reads_the_visualisation_and_runs_a_cell(pristin
                  hparams=CELL_HPARAMS, seed=0)
     assert r.task == "kitti-flow:paper" and r.metric == "within" and 0.0 <= r.value <= 1.0
     assert math.isfinite(r.metrics["l1"])
+
+
+PAPER_FORMS = [t for t in STUDY if get_task(t).paper]
+
+
+def test_the_paper_forms_are_those_the_catalog_declares():
+    assert PAPER_FORMS == ["cityscapes", "egohands", "kitti-flow"]
+    with pytest.raises(ValueError, match="has no paper form"):
+        get_task("dtd:paper")
+
+
+@pytest.mark.parametrize("task", PAPER_FORMS)
+def test_a_paper_form_reads_the_copy_and_trains_on_crops(pristine, task):
+    """Each paper form on the same miniature copy: read, and one cell trained on random crops (scaled down with
+    the input) and tested on whole inputs gives a finite metric."""
+    data_root, written = pristine(task)
+    spec = get_task(f"{task}:paper")
+    data = read_task(spec, check_data(spec, data_root).root)
+    assert len(data.train) + len(data.test) == len(written.labels)
+    h, w = CELL_SIZE[task]
+    small = spec.with_overrides(image_size=(h, w), train_crops=dataclasses.replace(spec.train_crops,
+                                                                                    size=(h // 2, w // 2)))
+    r = run_cell(tiny_backbone(), small, data_root=data_root, epochs=1, hparams=CELL_HPARAMS, seed=0)
+    assert math.isfinite(r.value) and r.task == f"{task}:paper", (task, r.metrics)
+
+
+def test_cityscapes_paper_form_has_the_study_20_classes(pristine):
+    data_root, written = pristine("cityscapes")
+    spec = get_task("cityscapes:paper")
+    data = read_task(spec, check_data(spec, data_root).root)
+    for i, refs in enumerate(data.train.inputs):
+        want = torch.from_numpy(written.labels[refs[0]])
+        y = TaskDataset(spec.with_overrides(image_size=want.shape), data.train)[i][1]
+        assert torch.equal(y, torch.where(want == 255, 0, want + 1)) and int(y.max()) <= 19
+
+
+def test_egohands_paper_form_splits_the_frames_in_path_order(pristine):
+    data_root, written = pristine("egohands")
+    spec = get_task("egohands:paper")
+    data = read_task(spec, check_data(spec, data_root).root)
+    frames = sorted(written.labels)
+    assert [r[0] for r in data.train.inputs] == frames[:int(0.9 * len(frames))]
+    assert [r[0] for r in data.test.inputs] == frames[int(0.9 * len(frames)):]
 
 
 CASES = [(t, k) for t in STUDY for k in KINDS if k in MALFORMED[t]]
