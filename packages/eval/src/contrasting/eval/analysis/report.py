@@ -596,9 +596,14 @@ REPRODUCIBILITY = (
 
 def _deviation_items(task_names: Sequence[str]) -> list:
     """Where the catalog's protocol differs from the study's, for the catalog tasks among ``task_names``."""
-    from contrasting.eval.catalog.tasks import PROTOCOL_DEVIATIONS, TASKS
+    from contrasting.eval.catalog.tasks import PROTOCOL_DEVIATIONS, get_task
 
-    known = [TASKS[t] for t in task_names if t in TASKS]
+    known = []
+    for name in task_names:  # catalog tasks and their paper forms; a grid's own tasks have no entry
+        try:
+            known.append(get_task(name))
+        except (KeyError, ValueError):
+            continue
     if not known:
         return []
     rows = [[spec.name, d] for spec in known for d in spec.deviations]
