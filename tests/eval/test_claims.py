@@ -10,7 +10,8 @@ import pandas as pd
 import pytest
 from scipy import stats as st
 
-from contrasting.eval import analyze, claims
+from contrasting.eval import analyze
+from contrasting.eval.analysis import claims
 from contrasting.eval.analysis import stats as S
 from contrasting.eval.analysis.results import validate
 from tests.eval.grid_simulator import simulate

@@ -136,12 +136,14 @@ def test_caltech_first_30_per_class_train_and_eurosat_fixed_hash_split(tmp_path)
     for c in ("accordion", "BACKGROUND_Google"):
         for i in range(33):
             _img(tmp_path / "101_ObjectCategories" / c / f"image_{i:04d}.jpg", size=(4, 4))
-    data = read_task(_spec("caltech101"), tmp_path)
+    with pytest.raises(TaskDataError, match="1 class folders found \\(accordion\\), the task has 101 classes"):
+        read_task(_spec("caltech101"), tmp_path)  # an image-folder task needs all its class folders
+    data = read_task(_spec("caltech101", num_classes=1), tmp_path)
     assert len(data.train) == 30 and len(data.test) == 3 and data.classes == ["accordion"]
     for c in ("Forest", "River"):
         for i in range(50):
             _img(tmp_path / "2750" / c / f"{c}_{i}.jpg", size=(4, 4))
-    a, b = read_task(_spec("eurosat"), tmp_path), read_task(_spec("eurosat"), tmp_path)
+    a, b = read_task(_spec("eurosat", num_classes=2), tmp_path), read_task(_spec("eurosat", num_classes=2), tmp_path)
     assert a.test.inputs == b.test.inputs and 5 < len(a.test) < 40
     assert not set(a.test.inputs) & set(a.train.inputs)
 

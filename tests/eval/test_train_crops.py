@@ -18,8 +18,8 @@ from contrasting.eval.cell.protocol import make_optimizer
 
 
 def _columns(h: int, w: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """Images (1 frame) and a mask whose values both encode each pixel's (row, column)."""
-    code = torch.arange(h * w, dtype=torch.float32).reshape(h, w)
+    """Images (1 frame) and a mask whose values both encode each pixel's (row, column), above the ignore index."""
+    code = 256 + torch.arange(h * w, dtype=torch.float32).reshape(h, w)
     return code.expand(1, 3, h, w).clone(), code.long()
 
 

@@ -171,7 +171,7 @@ class ColorJitter(Op):
         return NUMBA_JITTER, sum(1 << k for k, r in enumerate(self.ranges()) if r is not None)
 
     def dali_step(self, view_size, gpu, hue):
-        from .dali_backend import jitter_kernels
+        from .dali_kernels import jitter_kernels
 
         return "jitter", jitter_kernels(self.ranges(), gpu, hue)
 

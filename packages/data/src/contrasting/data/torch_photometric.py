@@ -28,8 +28,6 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .params import ViewParams
-
 # HSV → RGB: for each hexcone sector i = 0…5, which of (v, p, q, t) each output channel takes
 _SECTOR = ((0, 2, 1, 1, 3, 0), (3, 0, 0, 2, 1, 1), (1, 1, 3, 0, 0, 2))
 
@@ -130,10 +128,10 @@ def update(x: torch.Tensor, rows: np.ndarray, op, *args) -> None:
         x[idx] = op(x[idx], *args)
 
 
-def apply_view(x: torch.Tensor, vp: ViewParams) -> torch.Tensor:
-    """The photometric ops of ``vp.view`` on the uint8 batch ``x`` (n, 3, H, W), sample by sample as
-    ``vp`` drew them (each op's ``torch_batch``; flips are left to the caller: every op here commutes with them).
-    Returns a new tensor."""
+def apply_view(x: torch.Tensor, vp) -> torch.Tensor:
+    """The photometric ops of ``vp.view`` on the uint8 batch ``x`` (n, 3, H, W), sample by sample as ``vp`` (a
+    ``params.ViewParams``) drew them: each op's ``torch_batch`` (flips are left to the caller: every op here
+    commutes with them). Returns a new tensor."""
     x = x.clone()
     for op, p in zip(vp.view.ops, vp.ops, strict=True):
         op.torch_batch(x, p, np.asarray(p["apply"], dtype=bool))
