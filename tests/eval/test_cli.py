@@ -49,6 +49,15 @@ def test_eval_missing_data_names_task_path_and_layout(tmp_path, capsys):
     assert rc == 2 and "task 'dtd'" in err and str(tmp_path / "dtd") in err and "labels/{train,val,test}1.txt" in err
 
 
+def test_eval_takes_a_paper_form_by_name(tmp_path, capsys):
+    rc = eval_command(["--encoder", "random:resnet18", "--task", "kitti-flow:paper", "--data-root", str(tmp_path),
+                       "--quiet"])
+    err = capsys.readouterr().err
+    assert rc == 2 and "task 'kitti-flow:paper'" in err and "viz_flow_occ" in err  # known; its data is missing
+    assert eval_command(["--encoder", "random", "--task", "dtd:paper", "--quiet"]) == 2
+    assert "unknown task 'dtd:paper'" in capsys.readouterr().err
+
+
 def test_eval_unknown_task_and_bad_checkpoint(world_root, tmp_path, capsys):
     assert eval_command(["--encoder", "random", "--task", "nope", "--quiet"]) == 2
     assert "unknown task 'nope'" in capsys.readouterr().err
@@ -73,6 +82,13 @@ def test_tasks_describes_one_task_with_its_deviations(capsys):
     assert out.startswith("cityscapes: Cityscapes semantic segmentation") and "expected layout:" in out
     for deviation in (*get_task("cityscapes").deviations, *PROTOCOL_DEVIATIONS):
         assert deviation in out
+    assert "the study's own form: --task cityscapes:paper" in out
+    assert main(["tasks", "--task", "cityscapes:paper"]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("cityscapes:paper: ") and "20 classes" in out and "450x450 crops (scale 0.5-2" in out
+    assert all(d in out for d in get_task("cityscapes:paper").deviations)
+    assert main(["tasks", "--task", "dtd:paper"]) == 2  # dtd follows the study: no paper form
+    assert "has no paper form" in capsys.readouterr().err
     assert main(["tasks", "--task", "no-such-task"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith("contrasting tasks: error: --task: unknown task 'no-such-task'")

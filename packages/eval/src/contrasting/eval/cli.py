@@ -36,7 +36,7 @@ from contrasting.encoders.cli_args import (
     positive_int,
 )
 from contrasting.encoders.cli_errors import debugging, error_line, usage_errors
-from contrasting.eval.catalog.tasks import TASKS, TaskDataError, catalog_hparam_check, check_data, list_tasks
+from contrasting.eval.catalog.tasks import TaskDataError, catalog_hparam_check, check_data, get_task, list_tasks
 
 
 def _tasks_parser() -> argparse.ArgumentParser:
@@ -83,7 +83,10 @@ def describe_task(name: str, data_root=None) -> str:
              f"({'higher' if spec.higher_is_better else 'lower'} is better)",
              f"  schedule: {spec.schedule.epochs} epochs, batch {spec.schedule.batch_size}, lr {spec.schedule.lr:g} "
              f"({spec.schedule.optimizer}, decay {spec.schedule.decay}); input {spec.image_size[0]}x"
-             f"{spec.image_size[1]}, {spec.frames} frame(s)",
+             f"{spec.image_size[1]}, {spec.frames} frame(s)" + (
+                 f"; training on {spec.train_crops.size[0]}x{spec.train_crops.size[1]} crops (scale "
+                 f"{spec.train_crops.scale[0]:g}-{spec.train_crops.scale[1]:g}, flip {spec.train_crops.flip:g})"
+                 if spec.train_crops else ""),
              f"  data: {'present at ' + str(status.root) if status.present else 'missing: ' + status.missing[0]}"
              f" (reader {spec.layout.reader}; env {spec.env})",
              "  expected layout:", *("    " + line for line in spec.layout.structure.splitlines()),
@@ -216,6 +219,15 @@ def _eval_parser() -> argparse.ArgumentParser:
     return p
 
 
+def _known_task(name: str) -> bool:
+    """A catalog task, or the paper form of one that has it."""
+    try:
+        get_task(name)
+    except (KeyError, ValueError):
+        return False
+    return True
+
+
 def eval_command(argv: list[str] | None = None) -> int:
     """Evaluate one frozen encoder on one end task.
 
@@ -224,7 +236,7 @@ def eval_command(argv: list[str] | None = None) -> int:
     (one line, ``SystemExit(2)``); bad input found later (unknown task, missing data or checkpoint) returns 2
     after one line on stderr."""
     args = _eval_parser().parse_args(argv)
-    unknown = [t for t in args.task if t not in TASKS]
+    unknown = [t for t in args.task if not _known_task(t)]
     if unknown:
         error = ValueError(f"--task: unknown task {', '.join(map(repr, unknown))}; see `contrasting tasks`")
         if debugging():
