@@ -230,3 +230,12 @@ def test_seeds_must_be_integers_from_zero(seeds):
     raw = {"name": "g", "encoders": [{"name": "R", "kind": "random"}], "tasks": ["shapes-shape"], "seeds": seeds}
     with pytest.raises(SpecError, match="seeds: expected a non-empty list of integers >= 0"):
         spec_from_dict(raw, base_dir="/data")
+
+
+def test_a_spec_names_paper_forms_like_tasks(tmp_path):
+    spec = spec_from_dict({"name": "t", "store": str(tmp_path / "s.sqlite"), "encoders": ["random"],
+                           "tasks": ["kitti-flow:paper", "dtd:paper"]})
+    with pytest.raises(SpecError) as err:
+        validate_spec(spec)
+    assert "'dtd:paper': unknown task (task 'dtd' has no paper form" in str(err.value)
+    assert "kitti-flow:paper" not in str(err.value)

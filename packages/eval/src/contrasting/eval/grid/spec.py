@@ -670,7 +670,7 @@ def validate_spec(spec: GridSpec, *, task_lookup: TaskLookup = catalog_task_look
     for i, t in enumerate(spec.tasks):
         try:
             infos[t.name] = task_lookup(t.name)
-        except KeyError as exc:
+        except (KeyError, ValueError) as exc:  # ValueError: '<name>:paper' of a task without a paper form
             problems.append(f"tasks[{i}] {t.name!r}: unknown task ({exc.args[0] if exc.args else ''})")
         except ImportError as exc:
             problems.append(f"tasks[{i}] {t.name!r}: the task catalog cannot be imported ({exc})")
