@@ -70,6 +70,15 @@ def test_train_crops_are_refused_where_they_cannot_apply():
         dataclasses.replace(get_task("kitti-flow"), train_crops=TrainCrops((4, 4), flip=0.5))
 
 
+def test_a_paper_form_names_only_fields_a_task_has():
+    dtd = get_task("dtd")
+    for paper in ({"metric": "within", "nope": 1}, {"name": "x"}, {"layout": {"reader": "pets", "wrong": 1}}):
+        with pytest.raises(ValueError, match="paper form fields"):
+            dataclasses.replace(dtd, paper=paper)
+    form = dataclasses.replace(dtd, paper={"layout": {"options": {"extra": 1}}}).paper_form()
+    assert form.layout.options == {**dtd.layout.options, "extra": 1} and form.layout.paths == dtd.layout.paths
+
+
 def test_poly_decay_follows_deeplab():
     sched = dataclasses.replace(get_task("cityscapes:paper").schedule, epochs=10)
     opt, lr = make_optimizer([torch.nn.Parameter(torch.zeros(1))], sched)

@@ -93,9 +93,10 @@ def describe_task(name: str, data_root=None) -> str:
              "  differs from the study's protocol:",
              *(f"    - {d}" for d in (*spec.deviations, *PROTOCOL_DEVIATIONS))]
     if spec.paper:
+        layout = {f"layout {k}": v for k, v in spec.paper.get("layout", {}).items() if k != "structure"}
+        shown = {**layout, **{k: v for k, v in spec.paper.items() if k not in ("layout", "deviations")}}
         lines.append(f"  the study's own form: --task {spec.name}:paper (" +
-                     ", ".join(f"{k} {v.reader if k == 'layout' else v}" for k, v in spec.paper.items()
-                               if k != "deviations") + ")")
+                     ", ".join(f"{k} {v}" for k, v in shown.items()) + ")")
     return "\n".join(lines)
 
 

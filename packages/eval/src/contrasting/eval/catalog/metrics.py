@@ -180,6 +180,9 @@ class L1(_PerSample):
         return {"l1": self.value()}
 
 
+WITHIN_TOLERANCE = 0.05  # the study's KITTI score: a pixel counts within 0.05 of its target
+
+
 class _GoodShare(_PerSample):
     """The share of valid pixels whose error is good enough; per sample (good pixels, valid pixels), the mean
     error over valid pixels beside it (under ``companion``)."""
@@ -227,7 +230,7 @@ class Within(_GoodShare):
 
     name, companion = "within", "l1"
 
-    def __init__(self, tolerance: float = 0.05, **_):
+    def __init__(self, tolerance: float = WITHIN_TOLERANCE, **_):
         super().__init__()
         self.tolerance = tolerance
 
@@ -323,7 +326,7 @@ def constant_predictor(metric: str, train_targets, *, num_classes: int | None = 
         med = flows.median(dim=1).values if flows.shape[1] else torch.zeros(2, dtype=torch.float64)
         return lambda target: med.view(1, 2, 1, 1).expand(len(target), 2, *target.shape[-2:]).clone()
     if metric == "within":
-        c = _densest_window(torch.cat([t.reshape(-1).double() for t in maps]), Within().tolerance)
+        c = _densest_window(torch.cat([t.reshape(-1).double() for t in maps]), WITHIN_TOLERANCE)
         return lambda target: torch.full(target.shape, c, dtype=torch.float64)
     raise ValueError(f"metric: no trivial baseline for {metric!r} (known: {', '.join(METRICS)})")
 

@@ -729,7 +729,7 @@ def _scaled(size: tuple[int, int], scale: tuple[float, float]) -> tuple[int, int
     return max(1, round(size[0] * s)), max(1, round(size[1] * s))
 
 
-def _pad_value(spec: TaskSpec, target: torch.Tensor) -> float:
+def _pad_value(spec: TaskSpec) -> float:
     """What a target is padded with outside the image: invalid flow (0), missing depth or value (NaN), else the
     ignore index."""
     if spec.target == "flow":
@@ -748,7 +748,7 @@ def crop_sample(x: torch.Tensor, target: torch.Tensor, crops: TrainCrops, spec: 
     if H < h or W < w:
         x = F.pad(x, (0, max(0, w - W), 0, max(0, h - H)))
         target = F.pad(target[None].float(), (0, max(0, w - W), 0, max(0, h - H)),
-                       value=_pad_value(spec, target))[0].to(target.dtype)
+                       value=_pad_value(spec))[0].to(target.dtype)
         H, W = x.shape[-2:]
     for _ in range(10):
         top, left = int(torch.randint(0, H - h + 1, ())), int(torch.randint(0, W - w + 1, ()))

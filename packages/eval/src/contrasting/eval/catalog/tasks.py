@@ -152,7 +152,8 @@ class TaskSpec:
     (train, test) sample counts of the published dataset under this task's split rule, which ``contrasting tasks
     --check`` compares a user's copy with (None where the release varies or is not public); ``paper``: field
     values that give the study's own form of the task where this default departs from it for a better one
-    (``get_task("<name>:paper")``, ``paper_form``; its own ``deviations`` say what still differs);
+    (``get_task("<name>:paper")``, ``paper_form``; ``layout`` a mapping of the Layout fields that differ, paths
+    and options merged into this task's; its own ``deviations`` say what still differs);
     ``train_crops``: the geometric augmentation of training samples (``TrainCrops``; None: whole inputs)."""
 
     name: str
@@ -191,6 +192,11 @@ class TaskSpec:
             raise ValueError(f"task {self.name!r}: target must be one of {TARGETS}, got {self.target!r}")
         if self.train_crops is not None and (self.group != "pixel" or self.target == "flow" and self.train_crops.flip):
             raise ValueError(f"task {self.name!r}: train_crops are for pixel tasks, without flips of flow targets")
+        unknown = set(self.paper) - set(self.__dataclass_fields__) | {"name", "paper"} & set(self.paper)
+        unknown |= set(self.paper.get("layout", {})) - set(Layout.__dataclass_fields__)
+        if unknown:
+            raise ValueError(f"task {self.name!r}: paper form fields must be TaskSpec fields other than name and "
+                             f"paper, its layout a mapping of Layout fields; got {sorted(unknown)}")
         weights = self.loss_options.get("class_weights")
         if weights is not None and (not all(w > 0 for w in weights)
                                     or self.num_classes is not None and len(weights) != self.num_classes):
@@ -203,7 +209,14 @@ class TaskSpec:
         if not self.paper:
             raise ValueError(f"task {self.name!r} has no paper form: it follows the study's protocol where it can "
                              "(what differs is in its deviations)")
-        return replace(self, name=self.name + PAPER_SUFFIX, paper={}, **self.paper)
+        changes = dict(self.paper)
+        if "layout" in changes:  # what differs from this task's layout; paths and options merge into its own
+            lay = dict(changes["layout"])
+            for key in ("paths", "options"):
+                if key in lay:
+                    lay[key] = {**getattr(self.layout, key), **lay[key]}
+            changes["layout"] = replace(self.layout, **lay)
+        return replace(self, name=self.name + PAPER_SUFFIX, paper={}, **changes)
 
     @property
     def pixelwise(self) -> bool:
@@ -452,13 +465,10 @@ register_task(_pixel(
     ),
     expected_sizes=(2975, 500),
     source="Cordts et al. 2016",
-    paper={"layout": Layout(
-        "cityscapes", {"train_images": "leftImg8bit/train", "train_labels": "gtFine/train",
-                       "test_images": "leftImg8bit/val", "test_labels": "gtFine/val"},
+    paper={"layout": {"options": {"target": "cityscapes20"}, "structure":
         "leftImg8bit/{train,val}/<city>/<name>_leftImg8bit.png   (leftImg8bit_trainvaltest.zip)\n"
         "gtFine/{train,val}/<city>/<name>_gtFine_labelIds.png    (gtFine_trainvaltest.zip; the study's 20 classes:\n"
-        "                                                         0 = void, trainId + 1; test = val)",
-        {"target": "cityscapes20"}),
+        "                                                         0 = void, trainId + 1; test = val)"},
         "num_classes": 20, "image_size": (1024, 2048),
         "train_crops": TrainCrops((450, 450), scale=(0.5, 2.0), flip=0.5),
         "schedule": Schedule(100, 16, 3e-4, decay="poly"),
@@ -492,12 +502,10 @@ register_task(_pixel(
         "both in its paper form, egohands:paper",
     ),
     source="Bambach et al. 2015",
-    paper={"layout": Layout(
-        "egohands", {"samples": "_LABELLED_SAMPLES"},
+    paper={"layout": {"options": {"split": "frames_90"}, "structure":
         "_LABELLED_SAMPLES/<VIDEO>/frame_NNNN.jpg + polygons.mat   (egohands_data.zip; polygons.mat holds the\n"
         "                                      struct 'polygons' with fields myleft, myright, yourleft, yourright)\n"
-        "split: the frames of all videos in path order, the first 90 % train (the study's)",
-        {"split": "frames_90"}),
+        "split: the frames of all videos in path order, the first 90 % train (the study's)"},
         "image_size": (720, 1280), "train_crops": TrainCrops((513, 513), min_classes=2),
         "deviations": ("frames decoded from the published polygons; the study read masks it had rasterised "
                        "itself (same split rule, file names may sort differently)",)}))
@@ -572,13 +580,11 @@ register_task(_pixel(
     ),
     expected_sizes=(180, 20),
     source="Menze & Geiger 2015",
-    paper={"layout": Layout(
-        "kitti_flow", {"images": "training/image_2", "flow": "training/viz_flow_occ"},
+    paper={"layout": {"paths": {"flow": "training/viz_flow_occ"}, "options": {"target": "flow_viz"}, "structure":
         "training/image_2/NNNNNN_{10,11}.png   (data_scene_flow.zip)\n"
         "training/viz_flow_occ/NNNNNN_10.png    (8-bit RGB visualisation of the flow; target = its luminance / 255,\n"
         "                                       as the study's code read it)\n"
-        "split: 200 pairs sorted by id, the first 180 train, the last 20 test (the study's 90/10)",
-        {"target": "flow_viz"}),
+        "split: 200 pairs sorted by id, the first 180 train, the last 20 test (the study's 90/10)"},
         "target": "scalar", "loss": "l1", "metric": "within", "higher_is_better": True, "image_size": (376, 1242),
         "train_crops": TrainCrops((224, 224)),
         "deviations": ("test images resized to 376×1242 (the study resized only the targets; KITTI's images are "
