@@ -15,7 +15,15 @@ from pathlib import Path
 
 import pytest
 
-from contrasting.eval.grid.cells import RunnerError, error_summary, prepare_grid, resolve_executor, run_cell_executor
+from contrasting.eval.grid.cells import (
+    DEFAULT_EXECUTOR,
+    RunnerError,
+    error_summary,
+    executor_ref,
+    prepare_grid,
+    resolve_executor,
+    run_cell_executor,
+)
 from contrasting.eval.grid.cli import grid_main
 from contrasting.eval.grid.pool import run_grid
 from contrasting.eval.grid.spec import TaskInfo, load_spec
@@ -167,6 +175,7 @@ def test_broken_executor_stops_with_a_clear_error(tmp_path, logfile):
 def test_executor_refs_of_specs_written_before_the_subpackages_resolve():
     assert resolve_executor("contrasting.eval.cells:run_cell_executor") is run_cell_executor
     assert resolve_executor("contrasting.eval.grid.cells:run_cell_executor") is run_cell_executor
+    assert executor_ref("contrasting.eval.cells:run_cell_executor") == DEFAULT_EXECUTOR  # the catalog's checks apply
 
 
 def test_status_command(tmp_path, logfile, capsys):

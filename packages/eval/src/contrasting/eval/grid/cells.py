@@ -226,26 +226,33 @@ Executor = Callable[[CellRequest, Callable[..., None]], Any]
 MOVED_MODULES = {"contrasting.eval.cells": "contrasting.eval.grid.cells"}
 
 
+def _current_ref(ref: str) -> str:
+    """``ref`` with its module under its current name (``MOVED_MODULES``)."""
+    module, sep, name = ref.partition(":")
+    return f"{MOVED_MODULES.get(module, module)}{sep}{name}"
+
+
 def resolve_executor(ref: str | Executor) -> Executor:
     """A callable, or ``'module:function'`` imported and looked up (a module in ``MOVED_MODULES`` under its
     new name). ValueError/ImportError explain a bad ref."""
     if callable(ref):
         return ref
-    module, sep, name = str(ref).partition(":")
+    module, sep, name = _current_ref(str(ref)).partition(":")
     if not sep:
         raise ValueError(f"executor {ref!r}: expected 'module:function'")
-    obj = importlib.import_module(MOVED_MODULES.get(module, module))
+    obj = importlib.import_module(module)
     for part in name.split("."):
         obj = getattr(obj, part)
     return obj
 
 
 def executor_ref(executor: str | Executor | None) -> str:
-    """The importable ``'module:qualname'`` of an executor (worker processes import it by name)."""
+    """The importable ``'module:qualname'`` of an executor (worker processes import it by name; a moved module
+    under its current name, so the default executor is recognised however an older spec spells it)."""
     if executor is None:
         return DEFAULT_EXECUTOR
     if isinstance(executor, str):
-        return executor
+        return _current_ref(executor)
     mod, qual = getattr(executor, "__module__", None), getattr(executor, "__qualname__", "")
     if not mod or "<" in qual or mod == "__main__":
         raise ValueError(f"executor {executor!r} must be an importable module-level function (workers import it)")
