@@ -95,3 +95,24 @@ def test_grid_through_submitit_local_executor(tmp_path, monkeypatch):
     summary = run_grid_cluster(spec, cluster="local", folder=tmp_path / "jobs", timeout_s=300, poll_s=0.5,
                                progress=False, task_lookup=lookup, retry_failed=False)
     assert summary.done == 1 and summary.failed == 1 and summary.ran == 0
+
+
+@pytest.mark.parametrize("runner", ["pool", "cluster"])
+def test_both_runners_begin_a_grid_the_same_way(tmp_path, runner):
+    """``open_grid`` is the one beginning of a run: the default executor's hyper-parameters are checked against
+    the catalog on the cluster path too (it skipped the check before), and a refused spec leaves no store."""
+    from contrasting.eval.grid.pool import run_grid
+    from contrasting.eval.grid.spec import SpecError
+
+    raw = {"name": "cl", "store": str(tmp_path / "grid.sqlite"), "encoders": ["random"], "tasks": ["t0"],
+           "hparams": {"fast": {"learning_rate": 1}}}
+    spec = load_spec(raw, base_dir=tmp_path, task_lookup=lookup)
+    run = run_grid if runner == "pool" else run_grid_cluster
+    with pytest.raises(SpecError, match="unknown key 'learning_rate'"):
+        run(spec, progress=False, task_lookup=lookup)
+    assert list(tmp_path.iterdir()) == []
+    with ResultStore(spec.store_path):
+        pass  # a store that existed before is never removed, whatever the spec
+    with pytest.raises(SpecError, match="unknown key 'learning_rate'"):
+        run(spec, progress=False, task_lookup=lookup)
+    assert (tmp_path / "grid.sqlite").exists()

@@ -1,23 +1,31 @@
 """One cell of a grid: its key, its request to an executor, the executor's result made into metrics, the
-environment recorded with it, and how an executor reference (``"module:function"``) is resolved."""
+environment recorded with it, and how an executor reference (``"module:function"``) is resolved; and how every
+grid run begins (``open_grid``: spec, store, executor, registered cells), whichever runner then runs the cells."""
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import dataclasses
 import hashlib
 import importlib
 import math
 import os
-from collections.abc import Callable, Iterable, Mapping
+import time
+import traceback
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
+from contrasting.encoders.provenance import environment
+from contrasting.eval.catalog.tasks import catalog_hparam_check
 from contrasting.eval.grid.spec import (
     GridSpec,
     HParamCheck,
     ResolvedEncoder,
     RunResolver,
+    SpecError,
     TaskInfo,
     TaskLookup,
     canonical_json,
@@ -137,6 +145,54 @@ def prepare_grid(spec: GridSpec | str | os.PathLike, store: ResultStore, *, over
     h = spec_hash(spec)
     store.register(h, spec.name, canonical_json(spec.to_dict()), cells)
     return spec, h, cells
+
+
+@dataclass
+class OpenGrid:
+    """A grid ready to run: its validated spec, open store, executor reference, spec hash and registered cells."""
+
+    spec: GridSpec
+    store: ResultStore
+    executor: str
+    spec_hash: str
+    cells: list[CellRecord]
+
+
+@contextlib.contextmanager
+def open_grid(spec: GridSpec | str | os.PathLike, store: ResultStore | str | os.PathLike | None = None, *,
+              overrides: Iterable[str] = (), executor: str | Executor | None = None,
+              task_lookup: TaskLookup | None = None, run_resolver: RunResolver | None = None) -> Iterator[OpenGrid]:
+    """How every grid run begins and ends, for the local pool and the cluster alike.
+
+    ``spec``: a ``GridSpec`` or a YAML path (with ``overrides``). ``store``: a ``ResultStore``, a path, or None
+    for the spec's; one opened here is closed on exit, and one created here for a spec that ``prepare_grid``
+    refuses is removed (a refused spec leaves no store behind). The executor reference is ``executor`` or the
+    spec's ``runner.executor``; the default executor's hyper-parameters are checked against the task catalog.
+    ``task_lookup`` and ``run_resolver`` default to the task catalog and the encoders package's run directories.
+    Raises ``SpecError`` (before any cell is registered) or ``ValueError`` for an executor that is no importable
+    function."""
+    if not isinstance(spec, GridSpec):
+        spec = load_spec(spec, overrides, validate=False)
+    own = not isinstance(store, ResultStore)
+    path = Path(store if store is not None else spec.store_path) if own else None
+    created, refused = own and not path.exists(), False
+    opened = ResultStore(path) if own else store
+    try:
+        ref = executor_ref(executor or spec.runner.executor)
+        check = catalog_hparam_check if ref == DEFAULT_EXECUTOR else None
+        try:
+            spec, shash, cells = prepare_grid(spec, opened, task_lookup=task_lookup or catalog_task_lookup,
+                                              run_resolver=run_resolver or find_run_checkpoint, hparam_check=check)
+        except SpecError:
+            refused = True
+            raise
+        yield OpenGrid(spec, opened, ref, shash, cells)
+    finally:
+        if own:
+            opened.close()
+        if created and refused:
+            for suffix in ("", "-wal", "-shm", "-journal"):
+                Path(f"{path}{suffix}").unlink(missing_ok=True)
 
 
 # ------------------------------------------------------------------------------------------------ results
@@ -271,6 +327,24 @@ def run_cell_executor(request: CellRequest, progress: Callable[..., None]):
     return run_cell(request.encoder_spec, request.task, hparams=list(hp) if isinstance(hp, list) else dict(hp),
                     seed=request.seed, device=request.device, data_root=request.data_root,
                     cache_dir=request.cache_dir, progress=False, arch=request.arch)
+
+
+def execute_cell(executor: str | Executor, request: CellRequest, progress: Callable[..., None]) -> tuple[str, dict]:
+    """Run one cell through ``executor`` (a callable, or a reference that ``resolve_executor`` imports; an
+    import failure is the cell's failure), wherever it runs (a pool worker, a cluster job): ``("done", record)``
+    with ``normalise_result``'s fields, or ``("failed", record)`` with the traceback as ``error``. Either record
+    has ``timings.cell_wall_s``, ``versions`` (this process's ``environment()`` under the executor's own) and
+    ``started`` (epoch seconds). Only the cell's own failure is caught (``Exception``, not a kill or exit)."""
+    t0, started = time.perf_counter(), time.time()
+    try:
+        payload = normalise_result(resolve_executor(executor)(request, progress), request.task_meta)
+    except Exception:  # recorded as the cell's failure
+        return "failed", {"error": traceback.format_exc(), "timings": {"cell_wall_s": time.perf_counter() - t0},
+                          "versions": environment(), "started": started}
+    payload["timings"] = {**payload["timings"], "cell_wall_s": time.perf_counter() - t0}
+    payload["versions"] = {**environment(), **payload["versions"]}
+    payload["started"] = started
+    return "done", payload
 
 
 def error_summary(error: str | None) -> str:

@@ -27,29 +27,23 @@ import os
 import subprocess
 import sys
 import time
-import traceback
 import uuid
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from contrasting.encoders.provenance import environment
 from contrasting.eval.grid.cells import (
     CellRequest,
-    executor_ref,
-    normalise_result,
-    prepare_grid,
-    resolve_executor,
+    OpenGrid,
+    execute_cell,
+    open_grid,
 )
 from contrasting.eval.grid.pool import GridRunSummary
 from contrasting.eval.grid.spec import (
     GridSpec,
     RunResolver,
     TaskLookup,
-    catalog_task_lookup,
-    find_run_checkpoint,
-    load_spec,
 )
 from contrasting.eval.grid.store import ResultStore, RunnerId
 
@@ -166,25 +160,14 @@ def cell_job(request: Mapping, result_dir: str, executor: str) -> dict:
     the traceback). Returns the record. Only a failure to write the file raises (the job then fails and the
     submitting runner records it)."""
     req = CellRequest.from_dict(request)
-    started = time.time()
-    t0 = time.perf_counter()
     runner = f"submitit:{os.environ.get('SLURM_JOB_ID') or os.environ.get('SUBMITIT_LOCAL_JOB_ID') or os.getpid()}"
 
     def progress(fraction=None, message="", *_, **__):
         if fraction is not None:
             print(f"[cell {req.key}] {100 * float(fraction):.0f}% {message}", flush=True)
 
-    try:
-        fn = resolve_executor(executor)
-        payload = normalise_result(fn(req, progress), req.task_meta)
-        record = {"key": req.key, "status": "done", "score": payload["score"], "val_score": payload["val_score"],
-                  "metrics": payload["metrics"],
-                  "timings": {**payload["timings"], "cell_wall_s": time.perf_counter() - t0},
-                  "versions": {**environment(), **payload["versions"]}}
-    except Exception:  # recorded as the cell's failure
-        record = {"key": req.key, "status": "failed", "error": traceback.format_exc(),
-                  "timings": {"cell_wall_s": time.perf_counter() - t0}, "versions": environment()}
-    record.update(started=started, finished=time.time(), runner=runner)
+    status, payload = execute_cell(executor, req, progress)
+    record = {"key": req.key, "status": status, **payload, "finished": time.time(), "runner": runner}
     write_result_file(result_dir, record)
     return record
 
@@ -262,8 +245,8 @@ def run_grid_cluster(spec: GridSpec | str | os.PathLike, *, store: ResultStore |
                      executor: str | None = None, timeout_s: float | None = None,
                      parameters: Mapping[str, Any] | None = None, retry_failed: bool | None = None,
                      progress: bool = True, poll_s: float = 5.0, submitit_executor=None,
-                     task_lookup: TaskLookup = catalog_task_lookup,
-                     run_resolver: RunResolver = find_run_checkpoint) -> GridRunSummary:
+                     task_lookup: TaskLookup | None = None,
+                     run_resolver: RunResolver | None = None) -> GridRunSummary:
     """Submit every pending cell of ``spec`` as a job, then ingest result files until the jobs end.
 
     Before submitting it ingests files already there (a previous submission's) and, with ``retry_failed``,
@@ -271,24 +254,16 @@ def run_grid_cluster(spec: GridSpec | str | os.PathLike, *, store: ResultStore |
     expires. ``submitit_executor`` replaces ``make_executor(cluster, folder, ...)`` (tests pass a local one).
     Returns a ``GridRunSummary`` like ``run_grid``; a kill of this process leaves the jobs running, and a rerun
     ingests their files."""
-    own = not isinstance(store, ResultStore)
-    if not isinstance(spec, GridSpec):
-        spec = load_spec(spec, overrides, validate=False)
-    if own:
-        store = ResultStore(store if store is not None else spec.store_path)
-    try:
-        return _run_cluster(spec, store, cluster, folder, executor_ref(executor or spec.runner.executor),
-                            timeout_s or spec.runner.timeout_s, parameters, retry_failed, progress, poll_s,
-                            submitit_executor, task_lookup, run_resolver)
-    finally:
-        if own:
-            store.close()
-
-
-def _run_cluster(spec, store, cluster, folder, executor, timeout_s, parameters, retry_failed, progress, poll_s,
-                 submitit_executor, task_lookup, run_resolver) -> GridRunSummary:
     t0 = time.monotonic()
-    spec, shash, cells = prepare_grid(spec, store, task_lookup=task_lookup, run_resolver=run_resolver)
+    with open_grid(spec, store, overrides=overrides, executor=executor, task_lookup=task_lookup,
+                   run_resolver=run_resolver) as grid:
+        return _run_cluster(grid, cluster, folder, timeout_s or grid.spec.runner.timeout_s, parameters,
+                            retry_failed, progress, poll_s, submitit_executor, t0)
+
+
+def _run_cluster(grid: OpenGrid, cluster: str, folder, timeout_s: float, parameters, retry_failed: bool | None,
+                 progress: bool, poll_s: float, submitit_executor, t0: float) -> GridRunSummary:
+    spec, store, shash, cells, executor = grid.spec, grid.store, grid.spec_hash, grid.cells, grid.executor
     results = default_result_dir(store.path)
     say = (lambda m: print(m, file=sys.stderr, flush=True)) if progress else (lambda m: None)
     rep = ingest_results(store, results)

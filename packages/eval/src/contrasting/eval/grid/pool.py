@@ -40,31 +40,23 @@ import traceback
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from multiprocessing.connection import wait as mp_wait
-from pathlib import Path
 from typing import Any
 
 from contrasting.data.workers import describe_exit
-from contrasting.encoders.provenance import environment
-from contrasting.eval.catalog.tasks import catalog_hparam_check
 from contrasting.eval.grid.cells import (
-    DEFAULT_EXECUTOR,
     CellRequest,
     Executor,
+    OpenGrid,
     RunnerError,
     error_summary,
-    executor_ref,
-    normalise_result,
-    prepare_grid,
+    execute_cell,
+    open_grid,
     resolve_executor,
 )
 from contrasting.eval.grid.spec import (
     GridSpec,
     RunResolver,
-    SpecError,
     TaskLookup,
-    catalog_task_lookup,
-    find_run_checkpoint,
-    load_spec,
 )
 from contrasting.eval.grid.store import CellRow, ResultStore, RunnerId, StoreError
 
@@ -123,18 +115,8 @@ def _worker_main(conn, executor: str, parent_pid: int, threads: int | None) -> N
                 with contextlib.suppress(Exception):
                     conn.send(("progress", _key, (None if fraction is None else float(fraction), str(message))))
 
-        t0, started = time.perf_counter(), time.time()
-        try:
-            out = fn(req, progress)
-            payload = normalise_result(out, req.task_meta)
-            payload["timings"] = {**payload["timings"], "cell_wall_s": time.perf_counter() - t0}
-            payload["versions"] = {**environment(), **payload["versions"]}
-            payload["started"] = started
-            conn.send(("done", req.key, payload))
-        except Exception:
-            conn.send(("error", req.key, {"error": traceback.format_exc(), "started": started,
-                                          "timings": {"cell_wall_s": time.perf_counter() - t0},
-                                          "versions": environment()}))
+        status, payload = execute_cell(fn, req, progress)
+        conn.send(("done" if status == "done" else "error", req.key, payload))
 
 
 @dataclass
@@ -334,7 +316,7 @@ def run_grid(spec: GridSpec | str | os.PathLike, *, store: ResultStore | str | o
              overrides: Iterable[str] = (), executor: str | Executor | None = None, workers: int | None = None,
              device: str | None = None, timeout_s: float | None = None, lease_s: float | None = None,
              retry_failed: bool | None = None, progress: bool | str = "auto", wait_for_others: bool = True,
-             task_lookup: TaskLookup = catalog_task_lookup, run_resolver: RunResolver = find_run_checkpoint,
+             task_lookup: TaskLookup | None = None, run_resolver: RunResolver | None = None,
              poll_s: float = 0.5) -> GridRunSummary:
     """Run every unfinished cell of ``spec`` and record it in the store; return a ``GridRunSummary``.
 
@@ -353,49 +335,25 @@ def run_grid(spec: GridSpec | str | os.PathLike, *, store: ResultStore | str | o
         raise ValueError(f"workers: expected an integer >= 1, got {workers}")
     if timeout_s is not None and not 0 < timeout_s < math.inf:
         raise ValueError(f"timeout_s: expected a finite number > 0, got {timeout_s}")
-    own_store = not isinstance(store, ResultStore)
-    if not isinstance(spec, GridSpec):
-        spec = load_spec(spec, overrides, validate=False)
-    path = Path(store if store is not None else spec.store_path) if own_store else None
-    created, refused = path is not None and not path.exists(), False
-    if own_store:
-        store = ResultStore(path)
-    try:
-        return _run(spec, store, executor_ref(executor or spec.runner.executor), workers, device, timeout_s,
-                    lease_s, retry_failed, progress, wait_for_others, task_lookup, run_resolver, poll_s)
-    except SpecError:
-        refused = True
-        raise
-    finally:
-        if own_store:
-            store.close()
-        if created and refused:  # a spec refused before any cell ran leaves no store behind
-            for suffix in ("", "-wal", "-shm", "-journal"):
-                Path(f"{path}{suffix}").unlink(missing_ok=True)
-
-
-def _run(spec, store, executor, workers, device, timeout_s, lease_s, retry_failed, progress, wait_for_others,
-         task_lookup, run_resolver, poll_s) -> GridRunSummary:
     t_start = time.monotonic()
-    opts = spec.runner
-    timeout_s = timeout_s or opts.timeout_s
-    lease_s = lease_s or opts.lease_s
-    retry_failed = opts.retry_failed if retry_failed is None else retry_failed
-    check = catalog_hparam_check if executor == DEFAULT_EXECUTOR else None
-    spec, shash, cells = prepare_grid(spec, store, task_lookup=task_lookup, run_resolver=run_resolver,
-                                      hparam_check=check)
-    runner = RunnerId.current()
-    _ACTIVE_RUNNERS.add(runner.id)
-    try:
-        return _run_claimed(spec, shash, cells, store, runner, executor, workers, device, timeout_s, lease_s,
-                            retry_failed, progress, wait_for_others, poll_s, t_start)
-    finally:
-        _ACTIVE_RUNNERS.discard(runner.id)
+    with open_grid(spec, store, overrides=overrides, executor=executor, task_lookup=task_lookup,
+                   run_resolver=run_resolver) as grid:
+        opts = grid.spec.runner
+        runner = RunnerId.current()
+        _ACTIVE_RUNNERS.add(runner.id)
+        try:
+            return _run_claimed(grid, runner, workers or opts.workers, device or opts.device,
+                                timeout_s or opts.timeout_s, lease_s or opts.lease_s,
+                                opts.retry_failed if retry_failed is None else retry_failed, progress,
+                                wait_for_others, poll_s, t_start)
+        finally:
+            _ACTIVE_RUNNERS.discard(runner.id)
 
 
-def _run_claimed(spec, shash, cells, store, runner, executor, workers, device, timeout_s, lease_s, retry_failed,
-                 progress, wait_for_others, poll_s, t_start) -> GridRunSummary:
-    opts = spec.runner
+def _run_claimed(grid: OpenGrid, runner: RunnerId, workers: int, device: str, timeout_s: float, lease_s: float,
+                 retry_failed: bool, progress: bool | str, wait_for_others: bool, poll_s: float,
+                 t_start: float) -> GridRunSummary:
+    spec, store, shash, cells, opts = grid.spec, grid.store, grid.spec_hash, grid.cells, grid.spec.runner
     store.reap(active=_ACTIVE_RUNNERS)
     if retry_failed:
         store.reset_failed(shash)
@@ -404,8 +362,8 @@ def _run_claimed(spec, shash, cells, store, runner, executor, workers, device, t
                              counts["pending"], counts["running"])
     if counts["pending"] == 0 and (counts["running"] == 0 or not wait_for_others):
         return summary
-    slots = _slots_for(detect_devices(device or opts.device, workers or opts.workers), opts.threads_per_worker)
-    pool = _Pool(executor, slots)
+    slots = _slots_for(detect_devices(device, workers), opts.threads_per_worker)
+    pool = _Pool(grid.executor, slots)
     bars = _Progress(progress, len(cells), counts["done"], slots, spec.name)
     prev_term = None
     if threading.current_thread() is threading.main_thread():
