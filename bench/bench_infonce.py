@@ -16,22 +16,11 @@ import pytest
 import torch
 
 from bench.harness import peak_mb, record, select_impl, sync, time_step
-from contrasting.losses import (
-    clip_loss,
-    clip_loss_reference,
-    info_nce,
-    info_nce_reference,
-    nt_xent,
-    nt_xent_reference,
-)
+from contrasting.losses import REFERENCES
 
 CASE = "bench.bench_infonce:make_step"
-IMPLS = {
-    "info_nce": (info_nce, info_nce_reference),
-    "moco": (info_nce, info_nce_reference),
-    "nt_xent": (nt_xent, nt_xent_reference),
-    "clip": (clip_loss, clip_loss_reference),
-}
+IMPLS = {"info_nce": REFERENCES["info_nce"], "moco": REFERENCES["info_nce"], "nt_xent": REFERENCES["nt_xent"],
+         "clip": REFERENCES["clip_loss"]}
 
 
 def _fn(entry: str, impl: str):

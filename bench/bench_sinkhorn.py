@@ -34,16 +34,14 @@ import torch
 import torch.nn.functional as F
 
 from bench.harness import peak_mb, record, select_impl, sync, time_step
-from contrasting.losses.sinkhorn import sinkhorn
-from contrasting.losses.sinkhorn_reference import sinkhorn_reference, swav_loss_reference
-from contrasting.losses.swav import swav_loss
+from contrasting.losses import REFERENCES
 
 CASE = "bench.bench_sinkhorn:make_step"
 EPSILON, ITERATIONS, TEMPERATURE = 0.05, 3, 0.1
 
 
 def _fn(op: str, impl: str):
-    fused, reference = (sinkhorn, sinkhorn_reference) if op == "sinkhorn" else (swav_loss, swav_loss_reference)
+    fused, reference = REFERENCES["sinkhorn" if op == "sinkhorn" else "swav_loss"]
     return select_impl(impl, fused, reference, key=f"sinkhorn:{op}")
 
 

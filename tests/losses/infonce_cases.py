@@ -11,14 +11,7 @@ from dataclasses import dataclass
 
 import torch
 
-from contrasting.losses import (
-    clip_loss,
-    clip_loss_reference,
-    info_nce,
-    info_nce_reference,
-    nt_xent,
-    nt_xent_reference,
-)
+from contrasting.losses import REFERENCES
 
 
 @dataclass(frozen=True)
@@ -33,12 +26,12 @@ class EntryPoint:
 
 
 ENTRY_POINTS = (
-    EntryPoint("info_nce", info_nce, info_nce_reference, ("query", "key")),
-    EntryPoint("info_nce_moco", info_nce, info_nce_reference, ("query", "key"),
-               (("in_batch_negatives", False),), has_queue=True),
-    EntryPoint("info_nce_queue_in_batch", info_nce, info_nce_reference, ("query", "key"), has_queue=True),
-    EntryPoint("nt_xent", nt_xent, nt_xent_reference, ("z1", "z2"), rows_factor=2),
-    EntryPoint("clip_loss", clip_loss, clip_loss_reference, ("a", "b")),
+    EntryPoint("info_nce", *REFERENCES["info_nce"], ("query", "key")),
+    EntryPoint("info_nce_moco", *REFERENCES["info_nce"], ("query", "key"), (("in_batch_negatives", False),),
+               has_queue=True),
+    EntryPoint("info_nce_queue_in_batch", *REFERENCES["info_nce"], ("query", "key"), has_queue=True),
+    EntryPoint("nt_xent", *REFERENCES["nt_xent"], ("z1", "z2"), rows_factor=2),
+    EntryPoint("clip_loss", *REFERENCES["clip_loss"], ("a", "b")),
 )
 BY_NAME = {e.name: e for e in ENTRY_POINTS}
 

@@ -69,6 +69,34 @@ def _resident_tile(rows, offs_d, ok, D, stride_d, BLOCK: tl.constexpr, BLOCK_D: 
 
 
 @triton.jit
+def _scored_block(
+    x_rows, x_tile, row_ok, Y_ptr, stride_yr, stride_yd, c0, M, offs_d, D, stride_xd, scale2,
+    BLOCK_R: tl.constexpr, BLOCK_C: tl.constexpr, BLOCK_D: tl.constexpr,
+    ONE_D_CHUNK: tl.constexpr, DOT_PRECISION: tl.constexpr,
+):
+    """Rows [c0, c0 + BLOCK_C) of the other operand y — offsets, validity, row pointers, resident tile — and the
+    base-2 scores s2 = σ·log2(e)·x·yᵀ of the (BLOCK_R × BLOCK_C) tile (unmasked)."""
+    offs_c = c0 + tl.arange(0, BLOCK_C)
+    col_ok = offs_c < M
+    y_rows = Y_ptr + offs_c.to(tl.int64)[:, None] * stride_yr
+    y_tile = _resident_tile(y_rows, offs_d, col_ok, D, stride_yd, BLOCK_C, BLOCK_D, ONE_D_CHUNK)
+    s2 = _sim_tile(x_rows, y_rows, x_tile, y_tile, offs_d, row_ok, col_ok, D, stride_xd, stride_yd,
+                   BLOCK_R, BLOCK_C, BLOCK_D, ONE_D_CHUNK, DOT_PRECISION) * scale2
+    return offs_c, col_ok, y_rows, y_tile, s2
+
+
+@triton.jit
+def _value_tile(y_rows, y_tile, cols, ok, D, stride_yd, ONE_D_CHUNK: tl.constexpr):
+    """The (BLOCK, BLOCK_D) chunk ``cols`` of the rows ``y_rows`` that a gradient accumulates: the resident tile
+    when D is one chunk, else loaded."""
+    if ONE_D_CHUNK:
+        v = y_tile
+    else:
+        v = tl.load(y_rows + cols[None, :] * stride_yd, mask=ok[:, None] & (cols[None, :] < D), other=0.0)
+    return v
+
+
+@triton.jit
 def _infonce_fwd_kernel(
     X_ptr, stride_xr, stride_xd, R,  # operand x: pointer, row and column strides, rows (``_operand``)
     Y_ptr, stride_yr, stride_yd, M,
@@ -96,12 +124,9 @@ def _infonce_fwd_kernel(
     l_i = tl.zeros((BLOCK_R,), dtype=tl.float32)
     acc = tl.zeros((BLOCK_R, BLOCK_D), dtype=tl.float32)
     for c0 in range(0, M, BLOCK_C):
-        offs_c = c0 + tl.arange(0, BLOCK_C)
-        col_ok = offs_c < M
-        y_rows = Y_ptr + offs_c.to(tl.int64)[:, None] * stride_yr
-        y_tile = _resident_tile(y_rows, offs_d, col_ok, D, stride_yd, BLOCK_C, BLOCK_D, ONE_D_CHUNK)
-        s2 = _sim_tile(x_rows, y_rows, x_tile, y_tile, offs_d, row_ok, col_ok, D, stride_xd, stride_yd,
-                       BLOCK_R, BLOCK_C, BLOCK_D, ONE_D_CHUNK, DOT_PRECISION) * scale2
+        offs_c, col_ok, y_rows, y_tile, s2 = _scored_block(
+            x_rows, x_tile, row_ok, Y_ptr, stride_yr, stride_yd, c0, M, offs_d, D, stride_xd, scale2,
+            BLOCK_R, BLOCK_C, BLOCK_D, ONE_D_CHUNK, DOT_PRECISION)
         keep = col_ok[None, :] & row_ok[:, None]
         if HAS_EXCL:
             keep = keep & (offs_c[None, :] != excl[:, None])
@@ -113,11 +138,7 @@ def _infonce_fwd_kernel(
         l_i = l_i * alpha + tl.sum(p, 1)
         m_i = m_new
         if COMPUTE_DX:
-            if ONE_D_CHUNK:
-                v = y_tile
-            else:
-                v = tl.load(y_rows + dx_cols[None, :] * stride_yd, mask=col_ok[:, None] & (dx_cols[None, :] < D),
-                            other=0.0)
+            v = _value_tile(y_rows, y_tile, dx_cols, col_ok, D, stride_yd, ONE_D_CHUNK)
             acc = acc * alpha[:, None] + tl.dot(p.to(v.dtype), v, input_precision=DOT_PRECISION)
         if COL_STATS:
             cm = tl.max(s2, 0)
@@ -165,12 +186,9 @@ def _infonce_bwd_kernel(
     dcols = pid_d * BLOCK_D + offs_d
     acc = tl.zeros((BLOCK_A, BLOCK_D), dtype=tl.float32)
     for b0 in range(0, RB, BLOCK_B):
-        offs_b = b0 + tl.arange(0, BLOCK_B)
-        b_ok = offs_b < RB
-        b_rows = B_ptr + offs_b.to(tl.int64)[:, None] * stride_br
-        b_tile = _resident_tile(b_rows, offs_d, b_ok, D, stride_bd, BLOCK_B, BLOCK_D, ONE_D_CHUNK)
-        s2 = _sim_tile(a_rows, b_rows, a_tile, b_tile, offs_d, a_ok, b_ok, D, stride_ad, stride_bd,
-                       BLOCK_A, BLOCK_B, BLOCK_D, ONE_D_CHUNK, DOT_PRECISION) * scale2
+        offs_b, b_ok, b_rows, b_tile, s2 = _scored_block(
+            a_rows, a_tile, a_ok, B_ptr, stride_br, stride_bd, b0, RB, offs_d, D, stride_ad, scale2,
+            BLOCK_A, BLOCK_B, BLOCK_D, ONE_D_CHUNK, DOT_PRECISION)
         keep = a_ok[:, None] & b_ok[None, :]
         if EXCL_MODE == 1:
             keep = keep & (offs_b[None, :] != excl_a[:, None])
@@ -185,10 +203,7 @@ def _infonce_bwd_kernel(
             g_b = tl.load(G_B_ptr + offs_b, mask=b_ok, other=0.0)
             ds += g_b[None, :] * tl.exp2(s2 - lse_b2[None, :])
         ds = tl.where(keep, ds, 0.0)
-        if ONE_D_CHUNK:
-            v = b_tile
-        else:
-            v = tl.load(b_rows + dcols[None, :] * stride_bd, mask=b_ok[:, None] & (dcols[None, :] < D), other=0.0)
+        v = _value_tile(b_rows, b_tile, dcols, b_ok, D, stride_bd, ONE_D_CHUNK)
         acc = tl.dot(ds.to(v.dtype), v, acc, input_precision=DOT_PRECISION)
     gnorm = tl.load(GNORM_ptr)
     da = acc * (scale * gnorm)
