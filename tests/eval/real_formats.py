@@ -77,6 +77,22 @@ def _write_lines(path: Path, lines) -> Path:
     return path
 
 
+def _listed_splits(root: Path, suffix: str, header: str, sizes, sample, notes: str = "") -> Written:
+    """One list file ``<split><suffix>`` (``header``, then a row a sample) per (split, n) in ``sizes``;
+    ``sample(split, i)`` writes the sample's files and returns (its row, its key path, its expected target)."""
+    labels, test = {}, set()
+    for split, n in sizes:
+        rows = [header]
+        for i in range(n):
+            row, key, target = sample(split, i)
+            rows.append(row)
+            labels[str(key)] = target
+            if split == "test":
+                test.add(str(key))
+        _write_lines(root / f"{split}{suffix}", rows)
+    return Written(labels, test, notes=notes)
+
+
 # ------------------------------------------------------------------------------------------------ ImageNet
 
 IMAGENET_WNIDS = sorted(f"n{1440764 + 9973 * i:08d}" for i in range(1000))
@@ -424,33 +440,21 @@ def write_clevr(root: Path, rng) -> Written:
 
 def write_thor_num_steps(root: Path, rng) -> Written:
     """{train,test}.csv 'image,label' over ViRB's images <split>/FloorPlan<k>/<n>_rgb.jpg (label = steps 0..3)."""
-    labels, test = {}, set()
-    for split, n in (("train", 10), ("test", 4)):
-        rows = ["image,label"]
-        for i in range(n):
-            rel = f"{split}/FloorPlan{1 + i % 3}/{i:03d}_rgb.jpg"
-            p = _save(root / rel, _rgb(rng, 32, 32))
-            rows.append(f"{rel},{i % 4}")
-            labels[str(p)] = i % 4
-            if split == "test":
-                test.add(str(p))
-        _write_lines(root / f"{split}.csv", rows)
-    return Written(labels, test, notes="ViRB image names; 10 train, 4 test")
+    def sample(split, i):
+        rel = f"{split}/FloorPlan{1 + i % 3}/{i:03d}_rgb.jpg"
+        return f"{rel},{i % 4}", _save(root / rel, _rgb(rng, 32, 32)), i % 4
+
+    return _listed_splits(root, ".csv", "image,label", (("train", 10), ("test", 4)), sample,
+                          notes="ViRB image names; 10 train, 4 test")
 
 
 def _pairs(root: Path, rng, name_pair, hw, n_train=10, n_test=5) -> Written:
-    labels, test = {}, set()
-    for split, n in (("train", n_train), ("test", n_test)):
-        rows = ["view_a,view_b,label"]
-        for i in range(n):
-            a, b = name_pair(split, i)
-            pa, _ = _save(root / a, _rgb(rng, *hw)), _save(root / b, _rgb(rng, *hw))
-            rows.append(f"{a},{b},{i % 5}")
-            labels[str(pa)] = i % 5
-            if split == "test":
-                test.add(str(pa))
-        _write_lines(root / f"{split}.csv", rows)
-    return Written(labels, test)
+    def sample(split, i):
+        a, b = name_pair(split, i)
+        pa, _ = _save(root / a, _rgb(rng, *hw)), _save(root / b, _rgb(rng, *hw))
+        return f"{a},{b},{i % 5}", pa, i % 5
+
+    return _listed_splits(root, ".csv", "view_a,view_b,label", (("train", n_train), ("test", n_test)), sample)
 
 
 def write_thor_egomotion(root: Path, rng) -> Written:
@@ -644,23 +648,18 @@ def write_nyu_walkable(root: Path, rng) -> Written:
 
 def write_thor_depth(root: Path, rng) -> Written:
     """{train,test}.txt 'image,depth' over <split>/FloorPlan<k>/<n>_rgb.jpg and <n>_depth.png (16-bit mm)."""
-    labels, test = {}, set()
-    for split, n in (("train", 8), ("test", 3)):
-        rows = ["image,depth"]
-        for i in range(n):
-            stem = f"{split}/FloorPlan{1 + i % 2}/{i:03d}"
-            img = _save(root / f"{stem}_rgb.jpg", _rgb(rng, 32, 32))
-            mm = rng.integers(400, 6000, (32, 32)).astype(np.uint16)
-            mm[0, :3] = 0  # missing
-            _save(root / f"{stem}_depth.png", mm)
-            rows.append(f"{stem}_rgb.jpg,{stem}_depth.png")
-            depth = mm.astype(np.float32) / 1000
-            depth[mm == 0] = np.nan
-            labels[str(img)] = depth
-            if split == "test":
-                test.add(str(img))
-        _write_lines(root / f"{split}.txt", rows)
-    return Written(labels, test, notes="16-bit PNG millimetres, 0 = missing; 8 train, 3 test")
+    def sample(split, i):
+        stem = f"{split}/FloorPlan{1 + i % 2}/{i:03d}"
+        img = _save(root / f"{stem}_rgb.jpg", _rgb(rng, 32, 32))
+        mm = rng.integers(400, 6000, (32, 32)).astype(np.uint16)
+        mm[0, :3] = 0  # missing
+        _save(root / f"{stem}_depth.png", mm)
+        depth = mm.astype(np.float32) / 1000
+        depth[mm == 0] = np.nan
+        return f"{stem}_rgb.jpg,{stem}_depth.png", img, depth
+
+    return _listed_splits(root, ".txt", "image,depth", (("train", 8), ("test", 3)), sample,
+                          notes="16-bit PNG millimetres, 0 = missing; 8 train, 3 test")
 
 
 # ------------------------------------------------------------------------------------------------ Taskonomy
