@@ -11,7 +11,6 @@ from pathlib import Path
 
 import pytest
 
-from contrasting.eval.grid import cluster
 from contrasting.eval.grid.cells import prepare_grid
 from contrasting.eval.grid.cluster import ingest_results, read_result_file, run_grid_cluster, write_result_file
 from contrasting.eval.grid.spec import TaskInfo, load_spec
@@ -38,20 +37,30 @@ def make_spec(tmp_path, tasks, seeds=(0,)):
 
 
 def test_result_file_is_atomic_under_a_full_disk(tmp_path, monkeypatch):
-    real_write = os.write
-    calls = []
+    from contrasting.data import atomic
 
-    def write_then_fail(fd, data):
-        calls.append(len(data))
-        if len(calls) == 1:
-            return real_write(fd, data[: len(data) // 2])  # a short write, then the disk is full
-        raise OSError(errno.ENOSPC, "No space left on device")
+    class FullDisk:
+        """A file whose first write lands half its bytes and then finds the disk full."""
 
-    monkeypatch.setattr(cluster.os, "write", write_then_fail)
+        def __init__(self, path, mode):
+            self.f = open(path, mode)
+
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc):
+            self.f.close()
+
+        def write(self, data):
+            self.f.write(data[: len(data) // 2])
+            self.f.flush()
+            raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(atomic, "open", FullDisk, raising=False)
     with pytest.raises(OSError, match="No space left"):
         write_result_file(tmp_path, {"key": "abc", "status": "done", "score": 1.0})
     assert list(tmp_path.iterdir()) == []  # neither the temporary nor a partial result file
-    monkeypatch.setattr(cluster.os, "write", real_write)
+    monkeypatch.delattr(atomic, "open")
     path = write_result_file(tmp_path, {"key": "abc", "status": "done", "score": 1.0})
     assert read_result_file(path)["score"] == 1.0 and path.name.startswith("abc.")
 

@@ -20,6 +20,7 @@ from pathlib import Path
 
 import yaml
 
+from .atomic import atomic_write_text
 from .ops import OPS, ColorJitter, GaussianBlur, Grayscale, HorizontalFlip, Op, Solarize, checked_pair
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
@@ -256,7 +257,7 @@ def dump_recipe(recipe: Recipe, path: str | Path | None = None) -> str:
     """YAML text of ``recipe``; also written to ``path`` when given."""
     text = yaml.safe_dump(recipe_to_dict(recipe), sort_keys=False)
     if path is not None:
-        Path(path).write_text(text)
+        atomic_write_text(path, text)
     return text
 
 

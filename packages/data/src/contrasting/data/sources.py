@@ -29,6 +29,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
+from .atomic import atomic_write_text
+
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff", ".gif", ".ppm", ".pgm", ".pbm")
 ON_ERROR = ("raise", "skip")
 CHECKS = ("header", "full")
@@ -252,8 +254,7 @@ def write_file_list(path: str | os.PathLike, samples: Iterable[tuple], *, root: 
         p = os.path.relpath(p, root) if root is not None else str(p)
         lines.append(_check_sample_path(p) + ("" if label is None else f",{int(label)}"))
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text("\n".join(lines) + "\n")
-    return path
+    return atomic_write_text(path, "\n".join(lines) + "\n")
 
 
 def write_pair_list(path: str | os.PathLike, pairs: Iterable[tuple], *, root: str | os.PathLike | None = None) -> Path:
@@ -262,8 +263,7 @@ def write_pair_list(path: str | os.PathLike, pairs: Iterable[tuple], *, root: st
     rel = (lambda p: os.path.relpath(p, root)) if root is not None else str
     lines = [f"{_check_sample_path(rel(a))},{_check_sample_path(rel(b))}" for a, b in pairs]
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text("\n".join(lines) + "\n")
-    return path
+    return atomic_write_text(path, "\n".join(lines) + "\n")
 
 
 # --------------------------------------------------------------------------------------------- scanning

@@ -35,7 +35,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from contrasting.data.atomic import atomic_write_bytes
+from contrasting.data.atomic import atomic_write_bytes, fsync_path
 
 from .distributed import DistInfo, barrier
 
@@ -141,14 +141,6 @@ def load_safely(path: Path, what: str):
                               f"({(str(error).splitlines() or [type(error).__name__])[0][:200]})") from None
 
 
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
 def _files_manifest(folder: Path) -> dict[str, int]:
     return {str(p.relative_to(folder)): p.stat().st_size for p in sorted(folder.rglob("*"))
             if p.is_file() and p.name != COMPLETE}
@@ -207,15 +199,14 @@ class CheckpointManager:
             folder = staging / tag
             for p in folder.rglob("*"):
                 if p.is_file():
-                    with open(p, "rb") as f:
-                        os.fsync(f.fileno())
+                    fsync_path(p)
             record = {"format_version": FORMAT_VERSION, "step": step, "world_size": self.info.world_size,
                       "time": time.time(), "meta": meta or {}, "files": _files_manifest(folder)}
             atomic_write_bytes(folder / COMPLETE, json.dumps(record, indent=1).encode())
             if (self.directory / tag).exists():  # an uncommitted leftover of the same tag
                 shutil.rmtree(self.directory / tag)
             os.replace(folder, self.directory / tag)  # the commit
-            _fsync_dir(self.directory)
+            fsync_path(self.directory)
             for script in staging.glob("*.py"):  # DeepSpeed's recovery scripts (zero_to_fp32.py) go beside the tags
                 os.replace(script, self.directory / script.name)
             with contextlib.suppress(OSError):

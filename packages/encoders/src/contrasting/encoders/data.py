@@ -27,7 +27,6 @@ from __future__ import annotations
 import hashlib
 import itertools
 import math
-import os
 from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Protocol, runtime_checkable
@@ -338,9 +337,7 @@ def open_layout_corpus(name: str, *, seed: int = 0):
     digest = hashlib.sha256(str(root.resolve()).encode()).hexdigest()[:10]
     target = resolve_root(None) / "subsets" / f"{layout}-{subset}-seed{seed}-{digest}.txt"
     target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
-    write_subset(source, subset, tmp, root=root, seed=seed, corpus=layout)
-    os.replace(tmp, target)  # every rank writes the same list: the last replace wins, identical
+    write_subset(source, subset, target, root=root, seed=seed, corpus=layout)  # atomic; every rank writes the same
     return FileListSource(target, root=root)
 
 

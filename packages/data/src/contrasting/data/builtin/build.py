@@ -34,6 +34,7 @@ from pathlib import Path
 
 import numpy as np
 
+from contrasting.data.atomic import atomic_write_text, fsync_path
 from contrasting.data.builtin.gallery import write_gallery
 from contrasting.data.builtin.layout import DEPTH_SCALE, split_folders, write_extra, write_list, write_sample
 from contrasting.data.builtin.registry import (
@@ -332,7 +333,7 @@ def _write_world(folder: Path, config: WorldConfig, key: str, progress: bool, wo
                 "worker_cpu_s": round(cpu, 3), "workers": workers, "cpu_count": os.cpu_count(),
                 "loadavg": [round(v, 2) for v in os.getloadavg()] if hasattr(os, "getloadavg") else None},
         versions=_versions(), created=datetime.now(timezone.utc).isoformat(timespec="seconds"), complete=True)
-    (folder / MANIFEST).write_text(json.dumps(manifest, indent=1, ensure_ascii=False))  # written last
+    atomic_write_text(folder / MANIFEST, json.dumps(manifest, indent=1, ensure_ascii=False))  # written last
     return manifest
 
 
@@ -420,6 +421,7 @@ def build_world(root: str | os.PathLike | None = None, config: WorldConfig | Non
             if read_manifest(final, key) is None:
                 shutil.rmtree(final, ignore_errors=True)
                 os.rename(tmp, final)
+        fsync_path(root)  # the rename survives a power cut
     finally:
         if tmp.exists():
             shutil.rmtree(tmp, ignore_errors=True)

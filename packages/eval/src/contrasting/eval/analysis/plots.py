@@ -15,6 +15,7 @@ from pathlib import Path
 
 import matplotlib
 
+from contrasting.data.atomic import atomic_output
 from contrasting.data.vocabulary import GROUP_NAMES
 
 matplotlib.use("Agg")  # headless: figures are only ever written to files
@@ -36,7 +37,8 @@ MARKERS = "os^Dv<>Ph*X"
 def _save(fig, path: str | os.PathLike) -> Path:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=DPI, bbox_inches="tight", facecolor="white")
+    with atomic_output(path) as tmp:
+        fig.savefig(tmp, format=path.suffix.lstrip(".") or "png", dpi=DPI, bbox_inches="tight", facecolor="white")
     plt.close(fig)
     return path
 

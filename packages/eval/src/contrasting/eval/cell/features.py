@@ -25,6 +25,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from contrasting.data.atomic import atomic_output, atomic_write_text
 from contrasting.data.workers import dataloader_kwargs
 from contrasting.encoders.precision import cpu_has_fast_bf16
 from contrasting.eval.catalog.readers import TaskDataset
@@ -129,20 +130,13 @@ def cached_features(key: dict, shape: tuple[int, ...], compute: Callable[[np.nda
             return np.memmap(data, dtype=np.float16, mode="r", shape=shape), True
         if progress:
             print(f"  cache {data} is stale or corrupt: recomputing", file=sys.stderr)
-    tmp = cache_dir / f"{name}.f16.tmp-{os.getpid()}"
-    out = np.memmap(tmp, dtype=np.float16, mode="w+", shape=shape)
-    try:
+    with atomic_output(data) as tmp:
+        out = np.memmap(tmp, dtype=np.float16, mode="w+", shape=shape)
         compute(out)
         out.flush()
         del out
         digest = _sha256_file(tmp)
-        os.replace(tmp, data)
-        tmp_header = cache_dir / f"{name}.json.tmp-{os.getpid()}"
-        tmp_header.write_text(json.dumps({"key": key, "shape": list(shape), "sha256": digest}, sort_keys=True))
-        os.replace(tmp_header, header)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
+    atomic_write_text(header, json.dumps({"key": key, "shape": list(shape), "sha256": digest}, sort_keys=True))
     return np.memmap(data, dtype=np.float16, mode="r", shape=shape), False
 
 

@@ -33,6 +33,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from contrasting.data.atomic import atomic_write_bytes
 from contrasting.eval.grid.cells import (
     CellRequest,
     OpenGrid,
@@ -61,36 +62,14 @@ def default_result_dir(store_path: str | os.PathLike) -> Path:
 
 
 def write_result_file(result_dir: str | os.PathLike, record: Mapping) -> Path:
-    """Write ``record`` (with its ``key``) atomically as ``<key>.<token>.json`` in ``result_dir``; returns the
-    path. On any error (a full disk: OSError ENOSPC) the temporary file is removed and the error re-raised, so
-    no partial file is ever visible under a result name."""
+    """Write ``record`` (with its ``key``) atomically (``atomic_write_bytes``) as ``<key>.<token>.json`` in
+    ``result_dir``; returns the path. On any error (a full disk: OSError ENOSPC) the temporary file is removed and
+    the error re-raised, so no partial file is ever visible under a result name."""
     folder = Path(result_dir)
     folder.mkdir(parents=True, exist_ok=True)
-    token = uuid.uuid4().hex[:12]
-    final = folder / f"{record['key']}.{token}.json"
-    tmp = folder / f".{final.name}.{os.getpid()}.tmp"
+    final = folder / f"{record['key']}.{uuid.uuid4().hex[:12]}.json"
     data = json.dumps({"format": RESULT_FORMAT, **record}, sort_keys=True, allow_nan=False).encode()
-    try:
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
-        try:
-            view = memoryview(data)
-            while view:
-                view = view[os.write(fd, view):]
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-        os.replace(tmp, final)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            tmp.unlink()
-        raise
-    with contextlib.suppress(OSError):  # the rename itself is durable once the folder is synced
-        dfd = os.open(folder, os.O_RDONLY)
-        try:
-            os.fsync(dfd)
-        finally:
-            os.close(dfd)
-    return final
+    return atomic_write_bytes(final, data)
 
 
 def read_result_file(path: str | os.PathLike) -> dict:
