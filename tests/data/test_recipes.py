@@ -17,7 +17,7 @@ from contrasting.data.recipes import (
     load_recipe,
 )
 
-EXPECTED = {"simclr", "moco_v1", "moco_v2", "byol", "swav", "eval_center", "eval_resize", "dense"}
+EXPECTED = {"simclr", "moco_v1", "moco_v2", "byol", "swav", "supervised", "eval_center", "eval_resize", "dense"}
 
 
 def test_registry_lists_the_published_recipes():
@@ -108,4 +108,19 @@ def test_register_recipe_rejects_duplicates_and_adds_new_names():
     try:
         assert get_recipe("test_only_flip", size=16).views[0].size == 16
     finally:
-        del R.RECIPES["test_only_flip"]
+        del R.RECIPES["test_only_flip"], R.SIZE_RULES["test_only_flip"]
+
+
+def test_one_image_size_sets_each_recipe_s_crops_by_its_own_rule():
+    """``sized_recipe``: the recipe's registry entry owns how an image size maps to its crops (SwAV's small crops
+    keep 96:224), explicit options win, and the supervised recipe is a data recipe like the others."""
+    swav = R.sized_recipe("swav", 64)
+    assert [(v.size, v.count) for v in swav.views] == [(64, 2), (27, 6)]
+    assert [v.size for v in R.sized_recipe("swav", 64, local_size=16).views] == [64, 16]
+    assert [v.size for v in R.sized_recipe("swav", 20).views] == [20, 9]
+    assert R.sized_recipe("swav", None) == get_recipe("swav")
+    sup = R.sized_recipe("supervised", 48, scale=(0.3, 1.0))
+    assert (sup.views[0].size, sup.views[0].scale, sup.views[0].count) == (48, (0.3, 1.0), 1)
+    assert R.sized_recipe("moco_v2", 32).views[0].size == 32
+    with pytest.raises(KeyError, match="registered"):
+        R.sized_recipe("nope", 32)

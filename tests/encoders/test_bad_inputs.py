@@ -420,3 +420,16 @@ def test_config_refusals_without_hypothesis():
             resolve_config(layer)
         assert str(error.value).startswith(message), str(error.value)
     assert resolve_config({"data": {"image_size": None}, "train": {"max_steps": None}}).data.image_size is None
+
+
+def test_recipe_options_the_recipe_does_not_take_are_named():
+    """The data package's recipe registry owns every recipe, "supervised" included: an option its factory does
+    not take is a ValueError naming ``data.options``; an unknown recipe lists the registered ones."""
+    from contrasting.encoders.data import make_recipe
+
+    assert make_recipe("supervised", 32, {"scale": (0.3, 1.0)}).views[0].scale == (0.3, 1.0)
+    assert [v.size for v in make_recipe("swav", 32, {}).views] == [32, 14]
+    with pytest.raises(ValueError, match=r"^data.options: .*unexpected keyword argument 'jitter'"):
+        make_recipe("supervised", 32, {"jitter": 0.4})
+    with pytest.raises(ValueError, match="supervised"):
+        make_recipe("nope", 32, {})

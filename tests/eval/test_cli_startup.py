@@ -41,7 +41,8 @@ def test_help_of_every_command_imports_no_torch(command):
 
 
 def test_version_names_every_package_and_the_commit():
-    from contrasting.encoders.cli import DISTRIBUTIONS, main
+    from contrasting.encoders.cli import main
+    from contrasting.encoders.provenance import PROJECT_DISTRIBUTIONS as DISTRIBUTIONS
 
     out = subprocess.run([sys.executable, "-m", "contrasting.encoders", "--version"], capture_output=True, text=True,
                          timeout=120, check=True).stdout

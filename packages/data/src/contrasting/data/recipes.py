@@ -106,15 +106,21 @@ class Recipe:
 
 # --------------------------------------------------------------------------------------------- registry
 RECIPES: dict[str, Callable[..., Recipe]] = {}
+SIZE_RULES: dict[str, Callable[[int], dict]] = {}  # name → image size → the factory's size arguments
 
 
-def register_recipe(name: str):
-    """Decorator: register a factory ``(**overrides) -> Recipe`` under ``name`` (unique)."""
+def _one_size(size: int) -> dict:
+    return {"size": size}
+
+
+def register_recipe(name: str, size_rule: Callable[[int], dict] = _one_size):
+    """Decorator: register a factory ``(**overrides) -> Recipe`` under ``name`` (unique), with ``size_rule``, which
+    turns one image size into the factory's size arguments (``sized_recipe``; default ``{"size": size}``)."""
 
     def deco(factory):
         if name in RECIPES:
             raise ValueError(f"register_recipe: {name!r} is already registered")
-        RECIPES[name] = factory
+        RECIPES[name], SIZE_RULES[name] = factory, size_rule
         return factory
 
     return deco
@@ -125,6 +131,14 @@ def get_recipe(name: str, **overrides) -> Recipe:
     if name not in RECIPES:
         raise KeyError(f"unknown recipe {name!r}; registered: {', '.join(sorted(RECIPES))}")
     return RECIPES[name](**overrides)
+
+
+def sized_recipe(name: str, size: int | None = None, **overrides) -> Recipe:
+    """``get_recipe(name)`` with its crops set from one image size by the recipe's own rule (SwAV's small crops keep
+    its 96:224 ratio), then ``overrides`` (which win); ``size`` None: the recipe's own sizes."""
+    if name not in RECIPES:
+        raise KeyError(f"unknown recipe {name!r}; registered: {', '.join(sorted(RECIPES))}")
+    return get_recipe(name, **{**({} if size is None else SIZE_RULES[name](size)), **overrides})
 
 
 def list_recipes() -> list[str]:
@@ -176,7 +190,11 @@ def byol(size: int = 224) -> Recipe:
                   provenance="Grill et al. 2020, BYOL, appendix B, table 6")
 
 
-@register_recipe("swav")
+def _swav_sizes(size: int) -> dict:
+    return {"global_size": size, "local_size": max(8, round(size * 96 / 224))}
+
+
+@register_recipe("swav", size_rule=_swav_sizes)
 def swav(global_size: int = 224, local_size: int = 96, n_global: int = 2, n_local: int = 6,
          global_scale=(0.14, 1.0), local_scale=(0.05, 0.14), strength: float = 1.0, blur: bool = True) -> Recipe:
     """Multi-crop: ``n_global``×``global_size`` at scale 0.14–1 and ``n_local``×``local_size`` at 0.05–0.14;
@@ -187,6 +205,13 @@ def swav(global_size: int = 224, local_size: int = 96, n_global: int = 2, n_loca
         views.append(View(local_size, count=n_local, scale=tuple(local_scale), ops=ops))
     return Recipe("swav", tuple(views),
                   provenance="Caron et al. 2020, SwAV; facebookresearch/swav src/multicropdataset.py")
+
+
+@register_recipe("supervised")
+def supervised(size: int = 224, scale=(0.08, 1.0)) -> Recipe:
+    """One view: random resized crop (``scale``, 0.08–1) and horizontal flip, the standard supervised training."""
+    return Recipe("supervised", (View(size, scale=tuple(scale), ops=(HorizontalFlip(0.5),)),),
+                  provenance="torchvision ImageNet training: RandomResizedCrop(0.08-1) + horizontal flip")
 
 
 @register_recipe("eval_center")
@@ -271,6 +296,6 @@ def load_recipe(path_or_text: str | Path) -> Recipe:
 
 __all__ = [
     "IMAGENET_MEAN", "IMAGENET_STD", "ColorJitter", "Grayscale", "GaussianBlur", "Solarize", "HorizontalFlip",
-    "View", "Recipe", "RECIPES", "register_recipe", "get_recipe", "list_recipes", "recipe_to_dict",
+    "View", "Recipe", "RECIPES", "register_recipe", "get_recipe", "sized_recipe", "list_recipes", "recipe_to_dict",
     "recipe_from_dict", "dump_recipe", "load_recipe",
 ]

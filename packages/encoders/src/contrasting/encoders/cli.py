@@ -62,29 +62,13 @@ def discover() -> dict[str, Command | Callable[[list[str] | None], int]]:
     return dict(sorted(found.items()))
 
 
-DISTRIBUTIONS = ("contrasting-losses", "contrasting-data", "contrasting-encoders", "contrasting-eval")
-
-
 def version_text() -> str:
     """``contrasting --version``: every contrasting distribution's installed version and the git commit of the
     source tree (``unknown`` outside a git checkout)."""
-    import subprocess
-    from importlib import metadata
-    from pathlib import Path
+    from .provenance import PROJECT_DISTRIBUTIONS, git_commit, installed_version
 
-    lines = []
-    for dist in DISTRIBUTIONS:
-        try:
-            lines.append(f"{dist} {metadata.version(dist)}")
-        except metadata.PackageNotFoundError:
-            lines.append(f"{dist} (not installed)")
-    try:
-        commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=Path(__file__).parent, capture_output=True,
-                                text=True, timeout=5).stdout.strip()
-    except (OSError, subprocess.SubprocessError):
-        commit = ""
-    lines.append(f"git {commit or 'unknown'}")
-    return "\n".join(lines)
+    lines = [f"{dist} {installed_version(dist) or '(not installed)'}" for dist in PROJECT_DISTRIBUTIONS]
+    return "\n".join([*lines, f"git {git_commit() or 'unknown'}"])
 
 
 def _help(command) -> str:

@@ -217,30 +217,16 @@ class LoaderSource:
 
 
 def make_recipe(name: str, image_size: int | None, options: dict):
-    """The ``contrasting.data`` recipe ``name`` with its crop sizes set from ``image_size`` (None: the recipe's).
+    """The ``contrasting.data`` recipe ``name`` with its crop sizes set from ``image_size`` by the recipe's own rule
+    (``sized_recipe``; None: the recipe's sizes), then ``options`` (the factory's keyword arguments)."""
+    from contrasting.data import sized_recipe  # optional dependency
 
-    ``supervised`` is built here: the standard ImageNet training augmentation (random resized crop
-    0.08–1, or ``options["scale"]``, horizontal flip). SwAV's small crops keep SwAV's 96:224 ratio unless
-    ``options`` sets ``local_size``.
-    """
-    from contrasting.data import HorizontalFlip, Recipe, View, get_recipe  # optional dependency
-
-    if name == "supervised":
-        size = image_size or 224
-        unknown_options = set(options) - {"scale"}
-        if unknown_options:
-            raise ValueError(f"data.options: the supervised recipe takes only 'scale', got {sorted(unknown_options)}")
-        scale = tuple(options.get("scale", (0.08, 1.0)))
-        return Recipe("supervised", (View(size, scale=scale, ops=(HorizontalFlip(0.5),)),),
-                      provenance="torchvision ImageNet training: RandomResizedCrop(0.08-1) + horizontal flip")
-    sizes = {}
-    if image_size is not None:
-        sizes = ({"global_size": image_size, "local_size": max(8, round(image_size * 96 / 224))} if name == "swav"
-                 else {"size": image_size})
     try:
-        return get_recipe(name, **{**sizes, **options})
+        return sized_recipe(name, image_size, **options)
     except KeyError as error:
-        raise unknown("recipe", name, [*_recipe_names(), "supervised"]) from error
+        raise unknown("recipe", name, _recipe_names()) from error
+    except TypeError as error:  # an option the recipe's factory does not take
+        raise ValueError(f"data.options: {error}") from error
 
 
 def _recipe_names() -> list[str]:

@@ -26,8 +26,9 @@ import sys
 from importlib import metadata
 from pathlib import Path
 
-DISTRIBUTIONS = ("contrasting-losses", "contrasting-data", "contrasting-encoders", "contrasting-eval", "torch",
-                 "torchvision", "triton", "nvidia-dali-cuda130", "deepspeed", "numpy", "scipy")
+PROJECT_DISTRIBUTIONS = ("contrasting-losses", "contrasting-data", "contrasting-encoders", "contrasting-eval")
+DISTRIBUTIONS = PROJECT_DISTRIBUTIONS + ("torch", "torchvision", "triton", "nvidia-dali-cuda130", "deepspeed", "numpy",
+                                         "scipy")
 THREAD_VARIABLES = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")
 _STATIC: dict[str, str] | None = None
 
@@ -39,6 +40,14 @@ def cpu_model() -> str:
             if line.startswith("model name"):
                 return line.split(":", 1)[1].strip()
     return platform.processor() or "unknown"
+
+
+def installed_version(dist: str) -> str:
+    """The installed version of distribution ``dist`` (``importlib.metadata``), or ``""`` when it is not installed."""
+    try:
+        return metadata.version(dist)
+    except metadata.PackageNotFoundError:
+        return ""
 
 
 def git_commit() -> str:
@@ -57,11 +66,7 @@ def _static() -> dict[str, str]:
         usable = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
         record = {"python": platform.python_version(), "platform": platform.platform(),
                   "machine": platform.machine(), "cpu": cpu_model(), "cpu_count": str(usable)}
-        for dist in DISTRIBUTIONS:
-            try:
-                record[dist] = metadata.version(dist)
-            except metadata.PackageNotFoundError:
-                record[dist] = "absent"
+        record.update({dist: installed_version(dist) or "absent" for dist in DISTRIBUTIONS})
         commit = git_commit()
         if commit:
             record["git"] = commit

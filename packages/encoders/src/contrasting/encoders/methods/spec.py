@@ -46,8 +46,8 @@ class MethodSpec:
     * ``title``: its name in tables and encoder names ("MoCoV2"); ``role``: "ssl", "supervised" or "random" (the
       study's encoder roles);
     * ``optim``: the paper's optimiser section (``optim`` of the run config: name, lr per 256 images, ...);
-    * ``recipe``: the ``contrasting.data`` augmentation recipe it trains with (None: built by the encoders
-      package, as "supervised"); ``views(image_size)``: its view layout on the in-memory synthetic corpus;
+    * ``recipe``: the ``contrasting.data`` augmentation recipe it trains with (None: the recipe of the method's
+      name); ``views(image_size)``: its view layout on the in-memory synthetic corpus;
     * ``trainable``: False for baselines exported as initialised; ``corpus_classes``: its ``num_classes`` comes
       from the corpus when unset; ``corpus_indices``: its forward takes each sample's corpus index (``indices=``,
       delivered by the data sources as a batch's third element) and its ``corpus_size`` comes from the corpus when

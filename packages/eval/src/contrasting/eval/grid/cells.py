@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from contrasting.encoders.provenance import environment
+from contrasting.encoders.provenance import environment, installed_version
 from contrasting.eval.catalog.tasks import catalog_hparam_check
 from contrasting.eval.grid.spec import (
     GridSpec,
@@ -49,12 +49,7 @@ class RunnerError(RuntimeError):
 
 def code_version() -> str:
     """The code version in cell keys: the installed contrasting-eval version (``0+unknown`` if not installed)."""
-    from importlib import metadata
-
-    try:
-        return metadata.version("contrasting-eval")
-    except metadata.PackageNotFoundError:
-        return "0+unknown"
+    return installed_version("contrasting-eval") or "0+unknown"
 
 
 def cell_key(encoder_identity: Mapping, task: TaskInfo, hparams: Mapping | list, seed: int, version: str) -> str:
