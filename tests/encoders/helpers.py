@@ -8,8 +8,7 @@ from __future__ import annotations
 import torch
 
 from contrasting.encoders import build_backbone, build_method, resolve_config
-from contrasting.encoders.data import TensorViews, default_views
-from contrasting.encoders.methods import method_spec
+from contrasting.encoders.data import LoaderSource, synthetic_source
 
 IMAGE_SIZE = 32
 BATCH = 8
@@ -41,15 +40,11 @@ def tiny_method(name: str, seed: int = 0, **options):
 
 
 def tiny_source(method: str, *, num_images: int = 64, seed: int = 0, rank: int = 0, world_size: int = 1,
-                batch_size: int = BATCH) -> TensorViews:
-    """Seeded random images with 4 classes, viewed as ``method`` needs (SwAV: 2 × 32 px + 4 × 14 px; PIRL: with
-    each sample's index, batches (views, labels, indices))."""
-    g = torch.Generator().manual_seed(1234)
-    images = torch.rand(num_images, 3, IMAGE_SIZE, IMAGE_SIZE, generator=g)
-    labels = torch.randint(0, 4, (num_images,), generator=g)
-    return TensorViews(images, labels, batch_size=batch_size, views=default_views(method, IMAGE_SIZE), seed=seed,
-                       rank=rank, world_size=world_size, num_classes=4,
-                       indices=method_spec(method).corpus_indices)
+                batch_size: int = BATCH) -> LoaderSource:
+    """The synthetic corpus at 32 px with 4 classes, viewed through ``method``'s recipe (SwAV: 2 × 32 px + 6 × 14
+    px; PIRL: with each sample's index, batches (views, labels, indices))."""
+    return synthetic_source(method, image_size=IMAGE_SIZE, batch_size=batch_size, num_images=num_images,
+                            num_classes=4, seed=seed, rank=rank, world_size=world_size)
 
 
 def tiny_batch(method: str):

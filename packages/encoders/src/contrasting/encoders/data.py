@@ -15,29 +15,24 @@ bank) yield (views, labels, indices) instead, ``indices`` (N,) int64 each sample
 resumed run continue the same data order. Any sized iterable of (views, labels) works too
 (``as_batch_source``): it is re-iterated each epoch and the first ``start`` batches are skipped.
 
-``TensorViews`` makes views from an in-memory (N, 3, H, W) tensor with per-sample random resized crops,
-flips and brightness/contrast jitter on the CPU, seeded by (seed, epoch, batch, rank): the ``synthetic``
-corpus (random images, for smoke tests and benchmarks) and unit tests use it. Real corpora come from
-``contrasting.data`` (built-in corpora, image folders, file lists) through its recipes and executors
-(``build_source``).
+Every corpus — the ``synthetic`` one (seeded random images in memory, for smoke tests and benchmarks), the
+built-in corpora, image folders, file lists and study layouts — comes through ``contrasting.data``'s recipes and
+executors (``build_source``), so there is one augmentation schema: the recipe.
 """
 
 from __future__ import annotations
 
 import hashlib
 import itertools
-import math
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Protocol, runtime_checkable
 
+import numpy as np
 import torch
-import torch.nn.functional as F
 
 from .methods.spec import method_spec
 from .registry import unknown
-from .seeds import mix_seed
-from .view_spec import ViewSpec
 
 Batch = tuple[list[torch.Tensor], torch.Tensor | None]
 
@@ -80,93 +75,28 @@ def as_batch_source(data) -> BatchSource:
     return IterableSource(data, getattr(data, "num_classes", None))
 
 
-def default_views(method: str, image_size: int) -> list[ViewSpec]:
-    """The view layout of ``method`` for ``TensorViews`` (its ``MethodSpec.views``)."""
-    return method_spec(method).views(image_size)
-
-
-class TensorViews:
-    """Views of an in-memory image tensor, sharded over ranks, deterministic per (seed, epoch, batch, rank).
-
-    ``images`` (N, 3, H, W) float in [0, 1] or uint8; ``labels`` (N,) int64 or None. Each epoch shuffles
-    the indices with seed (seed, epoch) and gives rank r the batches r, r + W, ... (``drop_last``:
-    every rank gets the same number of full batches). Views are normalised with ``mean``/``std``. ``indices``:
-    batches are (views, labels, rows of ``images``) and ``corpus_size`` is N.
-    """
-
-    def __init__(self, images: torch.Tensor, labels: torch.Tensor | None, *, batch_size: int,
-                 views: Sequence[ViewSpec], seed: int = 0, rank: int = 0, world_size: int = 1,
-                 num_classes: int | None = None, mean=(0.485, 0.456, 0.406), std=(0.229, 0.224, 0.225),
-                 indices: bool = False):
-        if images.dim() != 4 or images.shape[1] != 3:
-            raise ValueError(f"images: expected (N, 3, H, W), got {tuple(images.shape)}")
-        if labels is not None and labels.shape != (images.shape[0],):
-            raise ValueError(f"labels: expected ({images.shape[0]},), got {tuple(labels.shape)}")
-        self.images = images.float().div(255) if images.dtype == torch.uint8 else images.float()
-        self.labels = labels
-        self.batch_size, self.views, self.seed = batch_size, list(views), seed
-        self.rank, self.world_size = rank, world_size
-        self.indices, self.corpus_size = indices, images.shape[0]
-        if num_classes is None and labels is not None:
-            num_classes = int(labels.max()) + 1
-        self.num_classes = num_classes
-        self.mean = torch.tensor(mean).view(1, 3, 1, 1)
-        self.std = torch.tensor(std).view(1, 3, 1, 1)
-        if len(self) == 0:
-            raise ValueError(f"data: {images.shape[0]} images give no full batch of {batch_size} on each of "
-                             f"{world_size} ranks")
-
-    def __len__(self) -> int:
-        return self.images.shape[0] // (self.batch_size * self.world_size)
-
-    def _crop(self, img: torch.Tensor, spec: ViewSpec, g: torch.Generator) -> torch.Tensor:
-        _, h, w = img.shape
-        area = h * w
-        for _ in range(10):  # torchvision's RandomResizedCrop sampling: area in scale, log-uniform ratio 3/4–4/3
-            target = area * (spec.scale[0] + (spec.scale[1] - spec.scale[0]) * float(torch.rand((), generator=g)))
-            ratio = math.exp(math.log(3 / 4) + (math.log(4 / 3) - math.log(3 / 4)) * float(torch.rand((), generator=g)))
-            cw, ch = round(math.sqrt(target * ratio)), round(math.sqrt(target / ratio))
-            if 0 < cw <= w and 0 < ch <= h:
-                break
-        else:
-            cw, ch = w, h
-        top = int(torch.randint(0, h - ch + 1, (), generator=g))
-        left = int(torch.randint(0, w - cw + 1, (), generator=g))
-        out = F.interpolate(img[None, :, top:top + ch, left:left + cw], size=(spec.size, spec.size),
-                            mode="bilinear", align_corners=False, antialias=True)[0]
-        if spec.flip and float(torch.rand((), generator=g)) < 0.5:
-            out = out.flip(-1)
-        if spec.jitter:
-            b = 1 + spec.jitter * (2 * float(torch.rand((), generator=g)) - 1)
-            c = 1 + spec.jitter * (2 * float(torch.rand((), generator=g)) - 1)
-            mean = out.mean()
-            out = ((out * b - mean) * c + mean).clamp(0, 1)
-        return out
-
-    def epoch(self, epoch: int, start: int = 0) -> Iterator[Batch]:
-        """Batches ``start``, ``start`` + 1, ... of ``epoch`` on this rank."""
-        order = torch.randperm(self.images.shape[0], generator=torch.Generator().manual_seed(
-            mix_seed(self.seed, epoch)))
-        for b in range(start, len(self)):
-            g = torch.Generator().manual_seed(mix_seed(self.seed, epoch, b, self.rank))
-            first = (b * self.world_size + self.rank) * self.batch_size
-            idx = order[first:first + self.batch_size]
-            imgs = self.images[idx]
-            views = [torch.stack([self._crop(img, spec, g) for img in imgs]).sub_(self.mean).div_(self.std)
-                     for spec in self.views]
-            labels = self.labels[idx] if self.labels is not None else None
-            yield (views, labels, idx) if self.indices else (views, labels)
+SYNTHETIC_OPTIONS = ("num_images", "num_classes")  # data.options of the synthetic corpus itself, not of its recipe
 
 
 def synthetic_source(method: str, *, image_size: int, batch_size: int, num_images: int = 512,
-                     num_classes: int = 10, seed: int = 0, rank: int = 0, world_size: int = 1) -> TensorViews:
-    """The ``synthetic`` corpus: ``num_images`` seeded random images with random labels (no content to learn)."""
-    g = torch.Generator().manual_seed(seed)
-    images = torch.rand(num_images, 3, image_size, image_size, generator=g)
-    labels = torch.randint(0, num_classes, (num_images,), generator=g)
-    return TensorViews(images, labels, batch_size=batch_size, views=default_views(method, image_size), seed=seed,
-                       rank=rank, world_size=world_size, num_classes=num_classes,
-                       indices=method_spec(method).corpus_indices)
+                     num_classes: int = 10, seed: int = 0, rank: int = 0, world_size: int = 1,
+                     recipe: str | None = None, options: dict | None = None) -> LoaderSource:
+    """The ``synthetic`` corpus: ``num_images`` seeded random images with random labels (no content to learn),
+    viewed like every corpus through the method's ``contrasting.data`` recipe (``recipe`` overrides it, ``options``
+    are its arguments), by the torchvision executor in this process, sharded over ranks (last partial batch
+    dropped)."""
+    from contrasting.data import ArraySource, make_loader
+
+    rng = np.random.default_rng(seed)
+    images = rng.integers(0, 256, (num_images, image_size, image_size, 3), dtype=np.uint8)
+    source = ArraySource(images, labels=rng.integers(0, num_classes, num_images))
+    loader = make_loader(make_recipe(recipe or method_spec(method).recipe or method, image_size, options or {}),
+                         source, batch_size, backend="torchvision", seed=seed, shuffle=True, shard_id=rank,
+                         num_shards=world_size, last_batch="drop", num_workers=0)
+    if len(loader) == 0:
+        raise ValueError(f"data: {num_images} images give no full batch of {batch_size} on each of {world_size} "
+                         "ranks")
+    return LoaderSource(loader, num_classes, indices=method_spec(method).corpus_indices)
 
 
 SPECIAL_CORPORA = ("synthetic",)
@@ -184,8 +114,10 @@ def build_source(data, method: str, *, batch_size: int, seed: int, rank: int, wo
     """
     image_size = data.image_size or 224
     if data.corpus == "synthetic":
+        own = {k: v for k, v in data.options.items() if k in SYNTHETIC_OPTIONS}
         return synthetic_source(method, image_size=image_size, batch_size=batch_size, seed=seed, rank=rank,
-                                world_size=world_size, **data.options)
+                                world_size=world_size, recipe=data.recipe, **own,
+                                options={k: v for k, v in data.options.items() if k not in SYNTHETIC_OPTIONS})
     return _contrasting_data_source(data, method, batch_size=batch_size, seed=seed, rank=rank,
                                     world_size=world_size, device=device)
 

@@ -7,7 +7,6 @@ from dataclasses import dataclass
 import torch
 
 from ..backbones import ResNet
-from ..view_spec import ViewSpec
 from ._base import Method
 from .spec import MethodSpec, register_method
 
@@ -27,7 +26,7 @@ class RandomInit(Method):
         raise RuntimeError("the random encoder is not trained: export it as initialised (pretrain does)")
 
 
-RANDOM_SPEC = MethodSpec("Random", role="random", views=lambda size: [ViewSpec(size, (0.35, 1.0), jitter=0.0)],
+RANDOM_SPEC = MethodSpec("Random", role="random", recipe="supervised",
                          trainable=False, step_cost=0.0, short_run=lambda run: {})
 
 

@@ -18,7 +18,7 @@ from contrasting.losses import nt_xent
 from ..backbones import ResNet
 from ._base import Method, check_views, encode_views, world_size
 from .heads import bn_projector
-from .spec import MethodSpec, ShortRun, register_method, two_views
+from .spec import MethodSpec, ShortRun, register_method
 
 
 @dataclass
@@ -62,7 +62,7 @@ def _short_run(run: ShortRun) -> dict:
 SIMCLR_SPEC = MethodSpec(
     "SimCLR", optim={"name": "lars", "lr": 0.3, "weight_decay": 1e-6, "warmup_epochs": 10,
                      "exclude_bias_and_norm": True},
-    recipe="simclr", views=two_views((0.08, 1.0)), short_run=_short_run,
+    recipe="simclr", short_run=_short_run,
     chance_loss=lambda options, batch_size: math.log(2 * batch_size - 1))  # the 2N - 1 other views
 
 

@@ -17,7 +17,6 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
 from ..registry import Registry
-from ..view_spec import ViewSpec
 
 METHODS = Registry("method")
 ROLES = ("ssl", "supervised", "random")
@@ -34,11 +33,6 @@ class ShortRun:
     warmup_epochs: float
 
 
-def two_views(scale: tuple[float, float]) -> Callable[[int], list[ViewSpec]]:
-    """The synthetic corpus's two-crop layout at random-resized-crop area ``scale``."""
-    return lambda size: [ViewSpec(size, scale)] * 2
-
-
 @dataclass(frozen=True)
 class MethodSpec:
     """What a method brings besides its module.
@@ -46,8 +40,8 @@ class MethodSpec:
     * ``title``: its name in tables and encoder names ("MoCoV2"); ``role``: "ssl", "supervised" or "random" (the
       study's encoder roles);
     * ``optim``: the paper's optimiser section (``optim`` of the run config: name, lr per 256 images, ...);
-    * ``recipe``: the ``contrasting.data`` augmentation recipe it trains with (None: the recipe of the method's
-      name); ``views(image_size)``: its view layout on the in-memory synthetic corpus;
+    * ``recipe``: the ``contrasting.data`` augmentation recipe it trains with, on every corpus (None: the recipe
+      of the method's name);
     * ``trainable``: False for baselines exported as initialised; ``corpus_classes``: its ``num_classes`` comes
       from the corpus when unset; ``corpus_indices``: its forward takes each sample's corpus index (``indices=``,
       delivered by the data sources as a batch's third element) and its ``corpus_size`` comes from the corpus when
@@ -63,7 +57,6 @@ class MethodSpec:
     role: str = "ssl"
     optim: Mapping = field(default_factory=dict)
     recipe: str | None = None
-    views: Callable[[int], list[ViewSpec]] = two_views((0.2, 1.0))
     trainable: bool = True
     corpus_classes: bool = False
     corpus_indices: bool = False

@@ -13,7 +13,6 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..backbones import ResNet
-from ..view_spec import ViewSpec
 from ._base import Method, check_views, encode_views
 from .spec import MethodSpec, ShortRun, register_method
 
@@ -56,8 +55,7 @@ def _short_run(run: ShortRun) -> dict:
 
 SUPERVISED_SPEC = MethodSpec(
     "Supervised", role="supervised", optim={"name": "sgd", "lr": 0.1, "weight_decay": 1e-4, "momentum": 0.9},
-    recipe="supervised", views=lambda size: [ViewSpec(size, (0.35, 1.0), jitter=0.0)], corpus_classes=True,
-    step_cost=0.6,
+    recipe="supervised", corpus_classes=True, step_cost=0.6,
     short_run=_short_run,
     chance_loss=lambda options, batch_size: None)
 

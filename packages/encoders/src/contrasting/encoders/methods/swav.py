@@ -29,7 +29,6 @@ from torch import nn
 from contrasting.losses import SwAVLoss
 
 from ..backbones import ResNet
-from ..view_spec import ViewSpec
 from ._base import Method, SetParam, check_views, encode_views, world_size
 from .heads import bn_projector
 from .spec import MethodSpec, ShortRun, register_method
@@ -101,11 +100,6 @@ class SwAV(Method):
                                   use_queue=use_queue)
 
 
-def _views(size: int) -> list[ViewSpec]:
-    small = max(8, round(size * 96 / 224))  # SwAV's 224:96 ratio
-    return [ViewSpec(size, (0.14, 1.0))] * 2 + [ViewSpec(small, (0.05, 0.14))] * 4
-
-
 def _short_run(run: ShortRun) -> dict:
     # 100 prototypes for ~1,500 images, frozen for the first 20 % of the steps; eps 0.01 (at 0.05 and 0.03 the codes
     # of nearly identical initial embeddings stay uniform, the loss at ln K); two half-size crops of 15-40 %
@@ -119,7 +113,7 @@ def _short_run(run: ShortRun) -> dict:
 SWAV_SPEC = MethodSpec(
     "SwAV", optim={"name": "lars", "lr": 0.3, "weight_decay": 1e-6, "warmup_epochs": 10, "final_lr_ratio": 0.001,
                    "exclude_bias_and_norm": False},
-    recipe="swav", views=_views, step_cost=1.8, short_run=_short_run,
+    recipe="swav", step_cost=1.8, short_run=_short_run,
     chance_loss=lambda options, batch_size: math.log(int(options.get("prototypes", SwAVConfig.prototypes))))
 
 
