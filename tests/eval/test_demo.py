@@ -163,3 +163,34 @@ def test_tiny_demo_end_to_end_then_reuses_and_resumes(tmp_path, capsys):
     assert "resume" in events and "step" not in events and events[-1] == "end"
     assert third["grid"]["ran"] == 0
     assert _state(out, third)[1] == cells
+
+
+def test_methods_option_is_checked_before_anything_is_written(tmp_path, capsys):
+    out = tmp_path / "demo"
+    assert demo.demo_main(["--preset", "tiny", "--methods", "mocov2,foo", "--out", str(out)]) == 2
+    assert "--methods: 'foo' not a self-supervised method" in capsys.readouterr().err and not out.exists()
+    assert demo.checked_methods(("byol", "pirl")) == ("byol", "pirl")
+    with pytest.raises(ValueError, match="valid: .*byol.*pirl"):
+        demo.checked_methods(("supervised",))  # a baseline, not a self-supervised method
+    with pytest.raises(SystemExit):
+        demo.demo_main(["--methods", "swav,swav"])
+
+
+@pytest.mark.slow
+def test_byol_and_pirl_enter_the_demo_on_the_built_in_world(tmp_path):
+    """The two methods added as one file each train on the built-in world through the demo's runner (DeepSpeed,
+    DALI loaders; PIRL with each sample's corpus index) and are evaluated as encoders of its grid."""
+    pytest.importorskip("deepspeed")
+    out = tmp_path / "demo"
+    argv = ["--preset", "tiny", "--methods", "byol,pirl", "--out", str(out), "--data-root", str(tmp_path / "data"),
+            "--workers", "2", "--no-progress"]
+    assert demo.demo_main(argv) == 0
+    summary = json.loads((out / demo.SUMMARY).read_text())
+    runs = summary["pretrain"]["runs"]
+    assert {n for n in runs if n.startswith(("BYOL-", "PIRL-"))} == {
+        "BYOL-shapes", "BYOL-shapes-lt", "PIRL-shapes", "PIRL-shapes-lt"}
+    assert not summary["pretrain"]["failed"] and summary["grid"]["done"] == summary["grid"]["total"] == 12
+    for name in ("BYOL-shapes", "PIRL-shapes-lt"):
+        steps = [json.loads(line) for line in (Path(runs[name]) / "log.jsonl").read_text().splitlines()]
+        losses = [e["loss"] for e in steps if e["event"] == "step"]
+        assert len(losses) == 2 and all(math.isfinite(v) for v in losses)

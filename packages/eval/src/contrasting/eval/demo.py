@@ -705,6 +705,10 @@ def _parser() -> argparse.ArgumentParser:
                    help="parallel pre-training runs and grid workers (default: min(2, CPU cores))")
     p.add_argument("--budget-minutes", type=positive_float, default=None,
                    help="scale the pre-training steps so that the nominal time (idle 2-core CPU) is this")
+    p.add_argument("--methods", type=_method_list, default=None, metavar="M1,M2,...",
+                   help="the self-supervised methods to pre-train (default: the preset's); any registered one "
+                        "(contrasting pretrain --help lists them), e.g. mocov2,swav,byol,pirl: each adds one run per "
+                        "corpus beyond the preset's time")
     p.add_argument("--world-seed", type=nonnegative_int, default=None,
                    help="seed of the built-in world (default: the preset's, 0); another seed draws other scenes")
     p.add_argument("--compare", type=existing_dir, default=None,
@@ -716,6 +720,26 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--no-progress", action="store_true",
                    help="no progress bars or per-step lines: only each run's start and end and the step summaries")
     return p
+
+
+def _method_list(text: str) -> tuple[str, ...]:
+    names = tuple(n.strip() for n in text.split(",") if n.strip())
+    if not names or len(set(names)) != len(names):
+        raise argparse.ArgumentTypeError(f"expected distinct comma-separated method names, got {text!r}")
+    return names
+
+
+def checked_methods(names: tuple[str, ...]) -> tuple[str, ...]:
+    """``names`` when each is a registered self-supervised method with demo settings (``MethodSpec.short_run``);
+    else ValueError naming ``--methods`` and the valid names."""
+    from contrasting.encoders.methods import method_spec, methods_with_role
+
+    valid = [n for n in methods_with_role("ssl") if method_spec(n).short_run is not None]
+    bad = [n for n in names if n not in valid]
+    if bad:
+        raise ValueError(f"--methods: {', '.join(map(repr, bad))} not a self-supervised method with demo settings "
+                         f"(valid: {', '.join(valid)})")
+    return names
 
 
 def demo_main(argv: list[str] | None = None) -> int:
@@ -733,6 +757,12 @@ def demo_main(argv: list[str] | None = None) -> int:
     workers = args.workers or min(2, cores)
     if args.world_seed is not None:
         preset = dataclasses.replace(preset, world_seed=args.world_seed)
+    if args.methods is not None:
+        try:
+            preset = dataclasses.replace(preset, methods=checked_methods(args.methods))
+        except ValueError as error:
+            print(f"contrasting demo: error: {error}", file=sys.stderr)
+            return 2
     if preset.reference_task not in eval_tasks(preset):
         print(f"contrasting demo: error: preset {preset.name!r}: its reference task {preset.reference_task!r} is not "
               "among its tasks", file=sys.stderr)
