@@ -34,12 +34,9 @@ def usage_errors() -> tuple[type[BaseException], ...]:
 
     kinds: list[type[BaseException]] = [UnknownNameError, LayoutError, ValueError, OSError, sqlite3.DatabaseError,
                                          json.JSONDecodeError]
-    try:
-        import yaml
-    except ImportError:  # pragma: no cover - yaml is a dependency of the encoders package
-        pass
-    else:
-        kinds.append(yaml.YAMLError)
+    import yaml
+
+    kinds.append(yaml.YAMLError)
     return tuple(kinds)
 
 

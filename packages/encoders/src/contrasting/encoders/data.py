@@ -151,7 +151,7 @@ class LoaderSource:
 def make_recipe(name: str, image_size: int | None, options: dict):
     """The ``contrasting.data`` recipe ``name`` with its crop sizes set from ``image_size`` by the recipe's own rule
     (``sized_recipe``; None: the recipe's sizes), then ``options`` (the factory's keyword arguments)."""
-    from contrasting.data import sized_recipe  # optional dependency
+    from contrasting.data import sized_recipe
 
     try:
         return sized_recipe(name, image_size, **options)
@@ -212,10 +212,8 @@ def _contrasting_data_source(data, method, *, batch_size, seed, rank, world_size
 
 def corpus_names() -> list[str]:
     """Every corpus name ``build_source`` accepts besides paths: ``synthetic`` and the built-in corpora."""
-    try:
-        from contrasting.data.builtin import list_corpora  # optional at import time
-    except ImportError:
-        return list(SPECIAL_CORPORA)
+    from contrasting.data.builtin import list_corpora
+
     return sorted([*SPECIAL_CORPORA, *list_corpora()])
 
 

@@ -53,7 +53,7 @@ def knn_builtin_task(backbone: ResNet, task: str = "shape-cls", *, image_size: i
 
     ``image_size`` None: the world's resolution. Needs ``contrasting.data``; raises its errors for unknown tasks.
     """
-    from contrasting.data import ImageFolderSource, get_recipe, make_loader  # optional dependency
+    from contrasting.data import ImageFolderSource, get_recipe, make_loader
     from contrasting.data.builtin import build_world
 
     world = build_world(root, progress=False)
@@ -75,7 +75,7 @@ def knn_folders(backbone: ResNet, train_dir: str, test_dir: str, *, image_size: 
                 autocast: bool = False) -> float:
     """kNN top-1 of ``backbone`` from the image folder ``train_dir`` to ``test_dir`` (one sub-folder per
     class; images resized whole to ``image_size``), in eval mode; the backbone's train/eval mode is restored."""
-    from contrasting.data import ImageFolderSource, get_recipe, make_loader  # optional dependency
+    from contrasting.data import ImageFolderSource, get_recipe, make_loader
 
     was_training = backbone.training
     splits = []

@@ -220,12 +220,9 @@ def detect_devices(device: str, workers: int | None) -> list[str]:
     (default 1) CPU workers; ``auto`` picks cuda when torch sees a GPU. RunnerError when cuda is asked for
     and absent."""
     if device in ("auto", "cuda") or device.startswith("cuda"):
-        try:
-            import torch
+        import torch
 
-            n = torch.cuda.device_count()
-        except ImportError:
-            n = 0
+        n = torch.cuda.device_count()
         if n == 0 and device != "auto":
             raise RunnerError(f"device {device!r} requested but no CUDA device is visible")
         if n:
