@@ -308,8 +308,11 @@ def _pretraining_section(runs: dict, reference: str | None, figdir: Path, figs: 
         rows.append([name, str(r["steps"][-1]), f"{final:.3f}", "—" if not chance else f"{chance:.3f}",
                      "—" if not chance else f"{100 * ratio:.0f} %", "—" if not knn else f"{knn[-1][1]:.3f}"])
     s.items.append(Table(["run", "steps", "final loss", "no-learning loss", "final / no-learning", "k-NN top-1"],
-                         rows, caption="No-learning loss: ln of the candidates each row scores (MoCo: the positive "
-                         f"and the queue; SimCLR: the 2N − 1 other views), ln K for SwAV. k-NN: weighted 20-NN on "
+                         rows, caption="No-learning loss: each method's loss when its outputs carry no information "
+                         "about the image (its MethodSpec.chance_loss): ln of the candidates a row scores for InfoNCE "
+                         "losses (MoCo: the positive and the queue; SimCLR: the 2N − 1 other views; PIRL: both NCE "
+                         "terms), ln K for SwAV's codes, zero cosine similarity for BYOL's regression. "
+                         f"k-NN: weighted 20-NN on "
                          f"the reference task ({reference}), train → test, at the end of the run.", name="pretraining"))
     figs["pretraining"] = plots.pretraining_curves(runs, figdir / "pretraining.png")
     s.items.append(Figure(figs["pretraining"], "pre-training losses and online k-NN accuracy"))
