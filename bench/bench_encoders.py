@@ -4,7 +4,7 @@ Run: ``pytest bench/bench_encoders.py --benchmark-only`` (``-k quick`` for the C
 ResNet-50 at 224 px in bf16); ``python -m bench.bench_encoders runs/bench-*.json`` prints the overhead table.
 
 One benchmark per method. The timed function is one optimizer step through the engine:
-``contrasting.encoders.trainer.train_step``, the step ``pretrain`` takes (schedule → ``before_step`` →
+``contrasting.encoders.training.trainer.train_step``, the step ``pretrain`` takes (schedule → ``before_step`` →
 ``engine(views)`` → NaN check → ``engine.backward`` → ``engine.step``). Before each timed round, ``setup`` takes
 one step of the plain loop (the reference: the same method module copied, its own optimizer of the same kind,
 ``loss.backward()``, ``optimizer.step()``, the same NaN check; ``torch.autocast`` for bf16) and times it itself, so both
@@ -33,8 +33,8 @@ import torch
 
 from bench.harness import record, sync
 from contrasting.encoders import build_backbone, build_method, resolve_config
-from contrasting.encoders.data import synthetic_source
-from contrasting.encoders.optim import apply_schedule, build_optimizer, make_schedule
+from contrasting.encoders.training.data import synthetic_source
+from contrasting.encoders.training.optim import apply_schedule, build_optimizer, make_schedule
 
 METHODS = ("simclr", "mocov1", "mocov2", "swav", "supervised")
 CPU_QUICK = dict(backbone="resnet18", small_stem=True, image_size=32, batch=32, precision="fp32")
@@ -50,7 +50,7 @@ def _config(method: str, size: dict):
 def make_pair(method: str, device: str, size: dict):
     """(engine_step, plain_step): one optimizer step each, synchronised, on identical copies of one model."""
     from contrasting.encoders.distributed import setup_distributed  # imports DeepSpeed
-    from contrasting.encoders.trainer import deepspeed_config, skip_single_rank_allreduce, train_step
+    from contrasting.encoders.training.trainer import deepspeed_config, skip_single_rank_allreduce, train_step
 
     info = setup_distributed()
     import deepspeed

@@ -33,9 +33,9 @@ from PIL import Image
 from bench.harness import record
 from contrasting.data import ImageFolderSource, make_loader
 from contrasting.encoders import build_backbone, build_method, resolve_config
-from contrasting.encoders.data import make_recipe
-from contrasting.encoders.optim import apply_schedule, build_optimizer, make_schedule
-from contrasting.encoders.precision import cpu_has_fast_bf16
+from contrasting.encoders.training.data import make_recipe
+from contrasting.encoders.training.optim import apply_schedule, build_optimizer, make_schedule
+from contrasting.encoders.training.precision import cpu_has_fast_bf16
 
 N_IMAGES = 1024
 BATCH = 128

@@ -152,3 +152,18 @@ def _long_functions(root: Path, limit: int) -> list[str]:
 def test_no_function_over_80_lines_in_packages():
     assert [f for root in PACKAGES.values() for f in _long_functions(root, MAX_FUNCTION_LINES)] == []
     assert _long_functions(PACKAGES["eval"], 40)  # the check finds long functions where there are some
+
+
+# contrasting.encoders' subpackages: what each may not import (the arrows of docs/architecture.md)
+ENCODER_FORBIDDEN = {"methods": ("training", "weights", "cli"), "weights": ("training", "cli"), "training": ("cli",)}
+
+
+def test_encoder_subpackages_point_one_way():
+    def sub(module: str) -> str | None:
+        parts = module.split(".")
+        return parts[2] if len(parts) >= 3 and parts[:2] == ["contrasting", "encoders"] else None
+
+    wrong = [f"{module} -> {dep}" for module, deps in _graph().items() if sub(module) in ENCODER_FORBIDDEN
+             for dep in deps if sub(dep) in ENCODER_FORBIDDEN[sub(module)]]
+    assert {f"contrasting.encoders.{s}" for s in ("methods", "training", "weights", "cli")} <= set(_modules())
+    assert wrong == []

@@ -8,7 +8,7 @@ from __future__ import annotations
 import torch
 
 from contrasting.encoders import build_backbone, build_method, resolve_config
-from contrasting.encoders.data import LoaderSource, synthetic_source
+from contrasting.encoders.training.data import LoaderSource, synthetic_source
 
 IMAGE_SIZE = 32
 BATCH = 8

@@ -21,9 +21,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from contrasting.data.atomic import remove_stale_temps
-from contrasting.encoders import build_backbone, cli, trainer
+from contrasting.encoders import build_backbone, cli
 from contrasting.encoders.config import DataSection, TrainSection, load_yaml, resolve_config
 from contrasting.encoders.overrides import parse_override
+from contrasting.encoders.training import trainer
 
 HYPOTHESIS = settings(max_examples=25, deadline=None)
 
@@ -425,7 +426,7 @@ def test_config_refusals_without_hypothesis():
 def test_recipe_options_the_recipe_does_not_take_are_named():
     """The data package's recipe registry owns every recipe, "supervised" included: an option its factory does
     not take is a ValueError naming ``data.options``; an unknown recipe lists the registered ones."""
-    from contrasting.encoders.data import make_recipe
+    from contrasting.encoders.training.data import make_recipe
 
     assert make_recipe("supervised", 32, {"scale": (0.3, 1.0)}).views[0].scale == (0.3, 1.0)
     assert [v.size for v in make_recipe("swav", 32, {}).views] == [32, 14]

@@ -11,7 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from contrasting.encoders.methods.byol import target_momentum
-from contrasting.encoders.trainer import pretrain
+from contrasting.encoders.training.trainer import pretrain
 
 from .helpers import read_log, tiny_batch, tiny_config, tiny_method, tiny_source
 

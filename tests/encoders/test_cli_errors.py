@@ -7,8 +7,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from contrasting.encoders import cli_args
-from contrasting.encoders.cli_errors import INTERRUPTED, describe, run_command, take_debug_flag
+from contrasting.encoders.cli import args as cli_args
+from contrasting.encoders.cli.errors import INTERRUPTED, describe, run_command, take_debug_flag
 
 
 @pytest.fixture(autouse=True)

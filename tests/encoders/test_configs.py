@@ -24,8 +24,8 @@ from contrasting.encoders.config import (
     shipped_configs,
 )
 from contrasting.encoders.methods import METHODS
-from contrasting.encoders.optim import OPTIMIZERS
 from contrasting.encoders.overrides import parse_override
+from contrasting.encoders.training.optim import OPTIMIZERS
 
 README = Path(__file__).resolve().parents[2] / "packages" / "encoders" / "README.md"
 STUDY = Path(__file__).resolve().parents[2] / "packages" / "eval" / "src" / "contrasting" / "eval" / "configs" / \

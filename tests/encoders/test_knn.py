@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from contrasting.encoders.knn import knn_accuracy
+from contrasting.encoders.training.knn import knn_accuracy
 
 
 def test_separable_clusters_are_classified_exactly():

@@ -7,9 +7,9 @@ import pytest
 from PIL import Image
 
 from contrasting.encoders import resolve_config
-from contrasting.encoders.data import check_corpus, open_layout_corpus, parse_layout_corpus
 from contrasting.encoders.registry import UnknownNameError
-from contrasting.encoders.trainer import pretrain
+from contrasting.encoders.training.data import check_corpus, open_layout_corpus, parse_layout_corpus
+from contrasting.encoders.training.trainer import pretrain
 
 from .helpers import WIDTH
 

@@ -10,9 +10,9 @@ import types
 
 import pytest
 
-from contrasting.encoders import loggers
 from contrasting.encoders.config import resolve_config
-from contrasting.encoders.loggers import LOGGERS, CsvLogger, logger_problems, open_loggers, wandb_mode
+from contrasting.encoders.training import loggers
+from contrasting.encoders.training.loggers import LOGGERS, CsvLogger, logger_problems, open_loggers, wandb_mode
 
 
 def _rows(run_dir) -> list[dict]:
@@ -138,7 +138,7 @@ def test_a_run_writes_metrics_csv_and_its_full_config(tmp_path):
     """One tiny training run: metrics.csv has a row per logged step, config.yaml the fully resolved config."""
     import yaml
 
-    from contrasting.encoders.trainer import pretrain
+    from contrasting.encoders.training.trainer import pretrain
 
     from .helpers import tiny_config, tiny_source
 

@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from contrasting.encoders import LARS, Schedule, UnknownNameError, build_optimizer, parse_override, resolve_config
-from contrasting.encoders.optim import apply_schedule, make_schedule, param_groups
+from contrasting.encoders.training.optim import apply_schedule, make_schedule, param_groups
 
 from .helpers import tiny_method
 

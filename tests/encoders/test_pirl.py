@@ -22,7 +22,7 @@ from contrasting.encoders.methods.pirl import (
     patch_size,
     sample_jigsaw,
 )
-from contrasting.encoders.trainer import pretrain
+from contrasting.encoders.training.trainer import pretrain
 
 from .helpers import read_log, tiny_backbone, tiny_batch, tiny_config, tiny_method, tiny_source
 from .test_byol import _Interrupted

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import torch
 
-from contrasting.encoders.checkpoints import CheckpointManager
+from contrasting.encoders.weights.checkpoints import CheckpointManager
 
 from .helpers import read_log
 from .train_worker import run

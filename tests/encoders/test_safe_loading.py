@@ -14,7 +14,13 @@ import pytest
 import torch
 
 from contrasting.encoders import load_run_backbone, pretrain
-from contrasting.encoders.checkpoints import COMPLETE, CheckpointError, _files_manifest, rng_state, set_rng_state
+from contrasting.encoders.weights.checkpoints import (
+    COMPLETE,
+    CheckpointError,
+    _files_manifest,
+    rng_state,
+    set_rng_state,
+)
 
 from .helpers import tiny_config, tiny_source
 

@@ -9,8 +9,8 @@ import pytest
 import torch
 
 from contrasting.encoders import load_backbone, load_run_backbone, pretrain
-from contrasting.encoders.checkpoints import CheckpointError, CheckpointManager
-from contrasting.encoders.trainer import NonFiniteLossError
+from contrasting.encoders.training.trainer import NonFiniteLossError
+from contrasting.encoders.weights.checkpoints import CheckpointError, CheckpointManager
 
 from .helpers import read_log, tiny_config, tiny_source
 
@@ -137,7 +137,7 @@ def test_random_baseline_is_exported_without_training(tmp_path):
 
 
 def test_auto_precision_and_channels_last_follow_the_cpu(tmp_path, monkeypatch):
-    from contrasting.encoders import precision as trainer
+    from contrasting.encoders.training import precision as trainer
 
     assert trainer.resolve_precision("fp32", torch.device("cpu")) == "fp32"
     monkeypatch.setattr(torch.cpu, "_is_avx512_bf16_supported", lambda: False)

@@ -17,7 +17,7 @@ helpers = pytest.importorskip("tests.encoders.helpers")
 
 @pytest.mark.slow
 def test_pirl_and_byol_runs_are_evaluated_in_a_grid(tmp_path, world_root):
-    from contrasting.encoders.trainer import pretrain
+    from contrasting.encoders.training.trainer import pretrain
 
     for method in ("pirl", "byol"):
         pretrain(helpers.tiny_config(method, tmp_path / method, epochs=2), helpers.tiny_source(method))

@@ -39,9 +39,9 @@ import yaml
 from .backbones import BACKBONES
 from .field_checks import field_check, value_problem
 from .methods import METHODS
-from .optim import OPTIMIZERS, check_zero_stage
 from .overrides import container, first_line, omegaconf
 from .registry import make_config, unknown
+from .training.optim import OPTIMIZERS, check_zero_stage
 
 
 @dataclass
@@ -78,8 +78,9 @@ class TrainSection:
     bf16 convolutions want); None: on whenever the precision is bf16 or fp16. ``zero_stage`` None:
     1 with several processes, 0 for one process or LARS (``RunConfig.zero_stage_for``). ``grad_clip`` 0
     disables clipping. ``checkpoint_every``: optimizer steps between checkpoints (0: only at epoch ends).
-    ``max_steps``: stop early (None: all epochs). ``loggers``: where metrics go (``contrasting.encoders.loggers``:
-    ``jsonl`` (log.jsonl, always written), ``csv`` (metrics.csv), ``tensorboard``, ``wandb``).
+    ``max_steps``: stop early (None: all epochs). ``loggers``: where metrics go
+    (``contrasting.encoders.training.loggers``: ``jsonl`` (log.jsonl, always written), ``csv`` (metrics.csv),
+    ``tensorboard``, ``wandb``).
     ``resume``: continue from the output directory's latest checkpoint when there is one.
     ``knn_train`` / ``knn_test``: image folders (one sub-folder per class) of a labelled task; when both are
     set, the backbone's weighted k-NN top-1 from one to the other is logged (event ``knn``) every
@@ -361,7 +362,7 @@ def _named_section(tree: dict, section: str, registry, errors: list[Exception]) 
 
 
 def _name_problems(data: DataSection, train: TrainSection) -> list[Exception]:
-    from .loggers import logger_problems
+    from .training.loggers import logger_problems
 
     problems: list[Exception] = []
     if data.executor not in EXECUTORS:

@@ -14,7 +14,7 @@ first docstring line is the subcommand's help). Without that package,
 Exit status: 0 on success, 2 on bad input (a bad option value, unknown task, missing or malformed data,
 unknown checkpoint layout, mismatched head and encoder), with the error on stderr as one line,
 ``contrasting <command>: error: <message>``. Every option is checked when the arguments are parsed
-(``OneLineParser``, the ``contrasting.encoders.cli_args`` types), before torch is imported or any work starts.
+(``OneLineParser``, the ``contrasting.encoders.cli.args`` types), before torch is imported or any work starts.
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ import sys
 from pathlib import Path
 
 from contrasting.data.atomic import atomic_write_text
-from contrasting.encoders.cli_args import (
+from contrasting.encoders.cli.args import (
     OneLineParser,
     existing_dir,
     nonnegative_int,
@@ -35,7 +35,7 @@ from contrasting.encoders.cli_args import (
     parse_or_status,
     positive_int,
 )
-from contrasting.encoders.cli_errors import debugging, error_line, usage_errors
+from contrasting.encoders.cli.errors import debugging, error_line, usage_errors
 from contrasting.eval.catalog.tasks import TaskDataError, catalog_hparam_check, check_data, get_task, list_tasks
 
 

@@ -683,7 +683,7 @@ class _Clock:
 
 
 def _parser() -> argparse.ArgumentParser:
-    from contrasting.encoders.cli_args import (
+    from contrasting.encoders.cli.args import (
         OneLineParser,
         existing_dir,
         nonnegative_int,

@@ -1,6 +1,6 @@
 """What every pre-training method is: an nn.Module whose forward takes the batch of views and returns the loss.
 
-Contract between a method and the training loop (``contrasting.encoders.trainer`` and any plain loop):
+Contract between a method and the training loop (``contrasting.encoders.training.trainer`` and any plain loop):
 
 * ``loss = method(views, labels)`` — ``views`` a list of (N, 3, H, W) tensors (the same N images, one
   tensor per view; views of equal size are encoded together), ``labels`` (N,) int64 or None. One forward

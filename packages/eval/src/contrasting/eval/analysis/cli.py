@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import argparse
 
-from contrasting.encoders.cli_args import existing_file, existing_path, hash_prefix, nonnegative_int, output_dir
+from contrasting.encoders.cli.args import existing_file, existing_path, hash_prefix, nonnegative_int, output_dir
 
 
 def add_report_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:

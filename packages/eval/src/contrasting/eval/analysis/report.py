@@ -34,7 +34,7 @@ from pathlib import Path
 import numpy as np
 
 from contrasting.data.atomic import atomic_write_text
-from contrasting.encoders.cli_errors import debugging
+from contrasting.encoders.cli.errors import debugging
 from contrasting.eval.analysis import plots, stats
 from contrasting.eval.analysis.claims import (
     CLAIMS,

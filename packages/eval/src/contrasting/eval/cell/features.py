@@ -27,7 +27,7 @@ import torch.nn.functional as F
 
 from contrasting.data.atomic import atomic_output, atomic_write_text
 from contrasting.data.workers import dataloader_kwargs
-from contrasting.encoders.precision import cpu_has_fast_bf16
+from contrasting.encoders.training.precision import cpu_has_fast_bf16
 from contrasting.eval.catalog.readers import TaskDataset
 
 CHUNK = 1 << 24  # bytes per read when checksumming a cache file (16 MiB)
@@ -45,7 +45,7 @@ def refs_digest(inputs) -> str:
 
 def autocast(device: torch.device):
     """Mixed precision: on CUDA bfloat16 where supported, else float16; on a CPU bfloat16 where it has bf16
-    matrix instructions (``contrasting.encoders.precision``: 2–4× faster there), else none."""
+    matrix instructions (``contrasting.encoders.training.precision``: 2–4× faster there), else none."""
     if device.type != "cuda":
         return torch.autocast("cpu", dtype=torch.bfloat16, enabled=cpu_has_fast_bf16())
     dtype = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16

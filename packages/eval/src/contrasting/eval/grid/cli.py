@@ -1,6 +1,6 @@
 """``contrasting grid``: run a grid spec locally or on Slurm, show its status.
 
-Every option is checked when the arguments are parsed (``OneLineParser``, ``contrasting.encoders.cli_args``):
+Every option is checked when the arguments are parsed (``OneLineParser``, ``contrasting.encoders.cli.args``):
 a bad one ends with one line on stderr and exit status 2 before the spec or the store is opened. A spec or
 store found unusable later ends the same way, ``contrasting grid: error: <message>``.
 """
@@ -14,7 +14,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from contrasting.encoders.cli_args import (
+from contrasting.encoders.cli.args import (
     OneLineParser,
     existing_dir,
     existing_file,
@@ -27,7 +27,7 @@ from contrasting.encoders.cli_args import (
     positive_float,
     positive_int,
 )
-from contrasting.encoders.cli_errors import debugging, error_line, usage_errors
+from contrasting.encoders.cli.errors import debugging, error_line, usage_errors
 from contrasting.eval.grid.cells import RunnerError, error_summary
 from contrasting.eval.grid.pool import Terminated, run_grid
 from contrasting.eval.grid.spec import (

@@ -15,7 +15,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from .backbones import ResNet
+from ..backbones import ResNet
 
 
 @torch.no_grad()

@@ -44,8 +44,8 @@ import torch
 
 from contrasting.data.atomic import atomic_write_bytes
 
-from .backbones import ResNet, build_backbone
-from .registry import Registry
+from ..backbones import ResNet, build_backbone
+from ..registry import Registry
 
 LAYOUTS = Registry("checkpoint layout")
 EXPORT_FORMAT = "contrasting.encoders.backbone/1"

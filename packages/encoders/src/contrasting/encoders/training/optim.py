@@ -27,7 +27,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from .registry import Registry
+from ..registry import Registry
 
 OPTIMIZERS = Registry("optimizer")
 

@@ -31,8 +31,8 @@ import sys
 from collections.abc import Callable
 from importlib.metadata import entry_points
 
-from .cli_errors import run_command, take_debug_flag
 from .command import Command
+from .errors import run_command, take_debug_flag
 
 GROUP = "contrasting.commands"
 
@@ -65,7 +65,7 @@ def discover() -> dict[str, Command | Callable[[list[str] | None], int]]:
 def version_text() -> str:
     """``contrasting --version``: every contrasting distribution's installed version and the git commit of the
     source tree (``unknown`` outside a git checkout)."""
-    from .provenance import PROJECT_DISTRIBUTIONS, git_commit, installed_version
+    from ..provenance import PROJECT_DISTRIBUTIONS, git_commit, installed_version
 
     lines = [f"{dist} {installed_version(dist) or '(not installed)'}" for dist in PROJECT_DISTRIBUTIONS]
     return "\n".join([*lines, f"git {git_commit() or 'unknown'}"])

@@ -21,7 +21,7 @@ from pathlib import Path
 
 from contrasting.data.atomic import remove_stale_temps
 
-from .cli_args import existing_file, nonnegative_int, output_dir, output_file, positive_int
+from .args import existing_file, nonnegative_int, output_dir, output_file, positive_int
 from .command import Command
 
 
@@ -32,7 +32,7 @@ def _configure_pretrain(p: argparse.ArgumentParser) -> None:
     p.add_argument("--config", type=config_file, action="append", default=[],
                    help="YAML file with the sections method, backbone, optim, data, train, deepspeed, or a shipped "
                         "config's name (mocov2, corpus/imagenet); repeat to merge several in order")
-    p.add_argument("--method", help="simclr, mocov1, mocov2, swav, supervised or random")
+    p.add_argument("--method", help="simclr, mocov1, mocov2, swav, byol, pirl, supervised or random")
     p.add_argument("--corpus", help="a built-in corpus name, 'synthetic', an image-folder directory or a file list")
     p.add_argument("--backbone", help="resnet18 or resnet50")
     p.add_argument("--small-stem", action="store_true", default=None,
@@ -56,7 +56,7 @@ def config_file(text: str) -> Path:
     path = Path(text).expanduser()
     if path.is_dir() or path.exists():
         return existing_file(text)
-    from .config import config_path, shipped_configs
+    from ..config import config_path, shipped_configs
 
     try:
         return config_path(text)
@@ -107,9 +107,9 @@ def _run_folders(out: Path) -> list[Path]:
 def _run_pretrain(args: argparse.Namespace) -> int:
     import yaml  # subcommands import their dependencies when they run
 
-    from .config import load_yaml, resolve_config
-    from .methods import method_spec
-    from .overrides import parse_override
+    from ..config import load_yaml, resolve_config
+    from ..methods import method_spec
+    from ..overrides import parse_override
 
     layers = [load_yaml(path) for path in args.config]
     layers.append(_flag_layer(args))
@@ -118,7 +118,7 @@ def _run_pretrain(args: argparse.Namespace) -> int:
     _check_run_paths(config.train)
     resolved = yaml.safe_dump(config.to_dict(), sort_keys=False)
     if method_spec(config.method).trainable:
-        from .data import check_corpus
+        from ..training.data import check_corpus
 
         try:
             check_corpus(config.data.corpus)  # fail before DeepSpeed starts
@@ -129,7 +129,7 @@ def _run_pretrain(args: argparse.Namespace) -> int:
     if args.dry_run:
         print(resolved, end="")
         return 0
-    from .trainer import pretrain  # imports DeepSpeed
+    from ..training.trainer import pretrain  # imports DeepSpeed
 
     if os.environ.get("RANK", "0") == "0":  # one process cleans, before the others can write (rendezvous)
         print(f"# resolved config (saved as {Path(config.train.output_dir) / 'config.yaml'})\n{resolved}", end="",
@@ -154,7 +154,7 @@ def _configure_export(p: argparse.ArgumentParser) -> None:
 
 def _check_layout(layout: str) -> None:
     """An unknown ``--layout`` fails before any file is read (``UnknownNameError`` listing the known ones)."""
-    from .layouts import get_layout
+    from ..weights.layouts import get_layout
 
     if layout != "auto":
         get_layout(layout)
@@ -165,8 +165,8 @@ def _load_file(path: Path, layout: str, trusted: bool):
     import pickle
     import zipfile
 
-    from .checkpoints import CheckpointError
-    from .layouts import LayoutError, load_backbone
+    from ..weights.checkpoints import CheckpointError
+    from ..weights.layouts import LayoutError, load_backbone
 
     try:
         return load_backbone(path, layout=layout, trusted=trusted)
@@ -183,7 +183,7 @@ def _load_file(path: Path, layout: str, trusted: bool):
 
 
 def _load_any(source: str, layout: str, trusted: bool):
-    from .runs import find_checkpoint, load_run_backbone
+    from ..weights.runs import find_checkpoint, load_run_backbone
 
     _check_layout(layout)
     path = Path(source).expanduser()
@@ -201,7 +201,7 @@ def _load_any(source: str, layout: str, trusted: bool):
 
 
 def _run_export(args: argparse.Namespace) -> int:
-    from .layouts import export_backbone
+    from ..weights.layouts import export_backbone
 
     backbone, meta = _load_any(args.source, args.layout, args.trusted)
     meta.pop("config", None)
@@ -234,7 +234,7 @@ def _run_inspect(args: argparse.Namespace) -> int:
     return 0
 
 
-PRETRAIN = Command("pre-train an encoder (SimCLR, MoCo v1/v2, SwAV, supervised, random) through DeepSpeed",
+PRETRAIN = Command("pre-train an encoder (SimCLR, MoCo v1/v2, SwAV, BYOL, PIRL, supervised, random) through DeepSpeed",
                    _configure_pretrain, _run_pretrain)
 EXPORT = Command("export a run's or a published checkpoint's backbone as a torchvision-layout state dict",
                  _configure_export, _run_export)

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from .backbones import ResNet, build_backbone
+from ..backbones import ResNet, build_backbone
 from .checkpoints import COMPLETE, LATEST, load_safely
 from .layouts import check_against
 

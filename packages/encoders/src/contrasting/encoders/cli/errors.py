@@ -29,8 +29,8 @@ def usage_errors() -> tuple[type[BaseException], ...]:
     """Exception types that mean the input is wrong (exit status 2)."""
     import sqlite3  # stdlib; imported here to keep ``contrasting --help`` light
 
-    from .layouts import LayoutError
-    from .registry import UnknownNameError
+    from ..registry import UnknownNameError
+    from ..weights.layouts import LayoutError
 
     kinds: list[type[BaseException]] = [UnknownNameError, LayoutError, ValueError, OSError, sqlite3.DatabaseError,
                                          json.JSONDecodeError]
@@ -40,8 +40,8 @@ def usage_errors() -> tuple[type[BaseException], ...]:
     return tuple(kinds)
 
 
-_FAULTS = (("contrasting.encoders.trainer", "NonFiniteLossError"),
-           ("contrasting.encoders.checkpoints", "CheckpointError"))
+_FAULTS = (("contrasting.encoders.training.trainer", "NonFiniteLossError"),
+           ("contrasting.encoders.weights.checkpoints", "CheckpointError"))
 
 
 def fault_errors() -> tuple[type[BaseException], ...]:

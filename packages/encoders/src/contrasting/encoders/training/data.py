@@ -31,8 +31,8 @@ from typing import Protocol, runtime_checkable
 import numpy as np
 import torch
 
-from .methods.spec import method_spec
-from .registry import unknown
+from ..methods.spec import method_spec
+from ..registry import unknown
 
 Batch = tuple[list[torch.Tensor], torch.Tensor | None]
 

@@ -37,7 +37,7 @@ import torch
 
 from contrasting.data.atomic import atomic_write_bytes, fsync_path
 
-from .distributed import DistInfo, barrier
+from ..distributed import DistInfo, barrier
 
 LATEST = "latest"
 STAGING = ".staging"

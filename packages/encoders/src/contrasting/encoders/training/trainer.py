@@ -46,17 +46,17 @@ import yaml
 
 from contrasting.data.atomic import atomic_write_bytes
 
-from .backbones import BACKBONES, build_backbone
-from .checkpoints import CheckpointError, CheckpointManager
-from .config import RunConfig, merge
+from ..backbones import BACKBONES, build_backbone
+from ..config import RunConfig, merge
+from ..distributed import DistInfo, setup_distributed
+from ..methods import METHODS, Method, build_method, method_spec
+from ..provenance import environment
+from ..weights.checkpoints import CheckpointError, CheckpointManager
+from ..weights.layouts import export_backbone
 from .data import as_batch_source, build_source, check_corpus
-from .distributed import DistInfo, setup_distributed
-from .layouts import export_backbone
 from .loggers import open_loggers
-from .methods import METHODS, Method, build_method, method_spec
 from .optim import apply_schedule, build_optimizer, check_zero_stage, make_schedule
 from .precision import resolve_channels_last, resolve_precision
-from .provenance import environment
 
 
 class NonFiniteLossError(RuntimeError):

@@ -27,7 +27,7 @@ from pathlib import Path
 
 from contrasting.data.atomic import atomic_write_bytes
 
-from .registry import unknown
+from ..registry import unknown
 
 METRIC_EVENTS = ("step", "knn")
 """The events whose fields are metrics (a CSV row, TensorBoard and W&B scalars)."""
