@@ -9,20 +9,18 @@ importing this package imports neither torch nor DeepSpeed.
 
 from contrasting.data.lazy import lazy_exports
 
-_EXPORTS = {
-    "BACKBONES": "backbones", "FEATURES": "backbones", "ResNet": "backbones", "ResNetConfig": "backbones",
-    "build_backbone": "backbones",
-    "RunConfig": "config", "load_yaml": "config", "parse_override": "overrides", "resolve_config": "config",
-    "LAYOUTS": "weights.layouts", "LayoutError": "weights.layouts", "UnknownLayoutError": "weights.layouts",
-    "detect_layout": "weights.layouts", "export_backbone": "weights.layouts", "infer_architecture": "weights.layouts",
-    "load_backbone": "weights.layouts",
-    "METHODS": "methods", "Method": "methods", "build_method": "methods",
-    "LARS": "training.optim", "OPTIMIZERS": "training.optim", "Schedule": "training.optim",
-    "build_optimizer": "training.optim",
-    "UnknownNameError": "registry",
-    "load_run_backbone": "weights.runs",
-    # the trainer imports DeepSpeed (seconds, and it picks its accelerator)
-    "pretrain": "training.trainer", "NonFiniteLossError": "training.trainer", "PretrainResult": "training.trainer",
+_MODULE_EXPORTS = {  # module → the public names it defines
+    "backbones": ("BACKBONES", "FEATURES", "ResNet", "ResNetConfig", "build_backbone"),
+    "config": ("RunConfig", "load_yaml", "resolve_config"),
+    "overrides": ("parse_override",),
+    "methods": ("METHODS", "Method", "build_method"),
+    "registry": ("UnknownNameError",),
+    "training.optim": ("LARS", "OPTIMIZERS", "Schedule", "build_optimizer"),
+    "training.trainer": ("pretrain", "NonFiniteLossError", "PretrainResult"),  # imports DeepSpeed: seconds
+    "weights.layouts": ("LAYOUTS", "LayoutError", "UnknownLayoutError", "detect_layout", "export_backbone",
+                        "infer_architecture", "load_backbone"),
+    "weights.runs": ("load_run_backbone",),
 }
+_EXPORTS = {name: module for module, names in _MODULE_EXPORTS.items() for name in names}
 
 __getattr__, __dir__, __all__ = lazy_exports(__name__, _EXPORTS, "contrasting-encoders")
