@@ -6,6 +6,8 @@ from __future__ import annotations
 import ast
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[1]
 PACKAGES = {name: ROOT / "packages" / name / "src" / "contrasting" / name
             for name in ("losses", "data", "encoders", "eval")}
@@ -154,16 +156,22 @@ def test_no_function_over_80_lines_in_packages():
     assert _long_functions(PACKAGES["eval"], 40)  # the check finds long functions where there are some
 
 
-# contrasting.encoders' subpackages: what each may not import (the arrows of docs/architecture.md)
-ENCODER_FORBIDDEN = {"methods": ("training", "weights", "cli"), "weights": ("training", "cli"), "training": ("cli",)}
+# subpackages of contrasting.encoders and contrasting.data: what each may not import (docs/architecture.md)
+SUBPACKAGE_FORBIDDEN = {
+    "encoders": {"methods": ("training", "weights", "cli"), "weights": ("training", "cli"), "training": ("cli",)},
+    "data": {"kernels": ("executors",), "builtin": ("executors",)},
+}
 
 
-def test_encoder_subpackages_point_one_way():
+@pytest.mark.parametrize("package", sorted(SUBPACKAGE_FORBIDDEN))
+def test_subpackages_point_one_way(package):
+    forbidden = SUBPACKAGE_FORBIDDEN[package]
+
     def sub(module: str) -> str | None:
         parts = module.split(".")
-        return parts[2] if len(parts) >= 3 and parts[:2] == ["contrasting", "encoders"] else None
+        return parts[2] if len(parts) >= 3 and parts[:2] == ["contrasting", package] else None
 
-    wrong = [f"{module} -> {dep}" for module, deps in _graph().items() if sub(module) in ENCODER_FORBIDDEN
-             for dep in deps if sub(dep) in ENCODER_FORBIDDEN[sub(module)]]
-    assert {f"contrasting.encoders.{s}" for s in ("methods", "training", "weights", "cli")} <= set(_modules())
+    wrong = [f"{module} -> {dep}" for module, deps in _graph().items() if sub(module) in forbidden
+             for dep in deps if sub(dep) in forbidden[sub(module)]]
+    assert {f"contrasting.{package}.{s}" for s in forbidden} <= set(_modules())
     assert wrong == []

@@ -58,7 +58,7 @@ def decode_dali(paths, device: str = "gpu", fancy_upsampling: bool = True) -> li
     import torch
     from nvidia.dali import pipeline_def
 
-    from contrasting.data.dali_backend import decoder_kwargs
+    from contrasting.data.executors.dali_backend import decoder_kwargs
 
     encoded = [np.fromfile(p, dtype=np.uint8) for p in paths]
     gpu = device == "gpu"
@@ -77,6 +77,6 @@ def decode_dali(paths, device: str = "gpu", fancy_upsampling: bool = True) -> li
 
 def decode_reference(path) -> np.ndarray:
     """HWC uint8 RGB of an image file as the torchvision executor decodes it (``torchvision_backend.decode``)."""
-    from contrasting.data.torchvision_backend import decode
+    from contrasting.data.executors.torchvision_backend import decode
 
     return decode(str(path)).permute(1, 2, 0).numpy()

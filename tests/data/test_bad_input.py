@@ -20,9 +20,9 @@ from contrasting.data import (
     make_loader,
     scan_source,
 )
+from contrasting.data.executors.torchvision_backend import decode
 from contrasting.data.recipes import ColorJitter, HorizontalFlip
 from contrasting.data.sources import pil_rgb, read_encoded
-from contrasting.data.torchvision_backend import decode
 from tests.data.helpers import TOL_MEAN, max_normalised_diff, smooth_image
 
 RESIZE = Recipe("resize48", (View(48, crop="resize"),))

@@ -9,8 +9,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from torchvision.transforms.v2 import functional as F
 
-from contrasting.data import dali_numba as dn
-from contrasting.data.dali_backend import ParamLayout
+from contrasting.data.executors.dali_backend import ParamLayout
+from contrasting.data.kernels import dali_numba as dn
 from contrasting.data.params import gaussian_kernel1d
 from contrasting.data.recipes import ColorJitter, GaussianBlur, Grayscale, HorizontalFlip, Solarize, View
 

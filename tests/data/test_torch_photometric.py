@@ -11,8 +11,8 @@ from hypothesis import strategies as st
 from torchvision.transforms.v2 import functional as F
 
 from contrasting.data import ImageFolderSource, get_recipe, make_loader, scan_source
-from contrasting.data import torch_photometric as tp
-from contrasting.data.dali_backend import resolve_photometric
+from contrasting.data.executors.dali_backend import resolve_photometric
+from contrasting.data.kernels import torch_photometric as tp
 from contrasting.data.params import gaussian_kernel1d
 from tests.data.helpers import TOL_MEAN, TOL_OUTLIER, make_folder, max_normalised_diff
 

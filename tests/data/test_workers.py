@@ -21,7 +21,7 @@ import numpy as np
 import pytest
 
 from contrasting.data import ArraySource, WorkerDiedError, make_loader, worker_context
-from contrasting.data.workers import describe_worker_death
+from contrasting.data.executors.workers import describe_worker_death
 
 pytest.importorskip("nvidia.dali")
 

@@ -171,14 +171,14 @@ class ColorJitter(Op):
         return NUMBA_JITTER, sum(1 << k for k, r in enumerate(self.ranges()) if r is not None)
 
     def dali_step(self, view_size, gpu, hue):
-        from .dali_kernels import jitter_kernels
+        from .kernels.dali_kernels import jitter_kernels
 
         return "jitter", jitter_kernels(self.ranges(), gpu, hue)
 
     def torch_batch(self, x, params, on):
         import torch
 
-        from .torch_photometric import JITTER_OPS, update
+        from .kernels.torch_photometric import JITTER_OPS, update
 
         enabled = [k for k, r in enumerate(self.ranges()) if r is not None]
         for pos in range(4):
@@ -220,7 +220,7 @@ class Grayscale(Op):
         return "gray", None
 
     def torch_batch(self, x, params, on):
-        from .torch_photometric import grayscale, update
+        from .kernels.torch_photometric import grayscale, update
 
         update(x, _rows(on), grayscale)
 
@@ -276,7 +276,7 @@ class GaussianBlur(Op):
     def torch_batch(self, x, params, on):
         import torch
 
-        from .torch_photometric import blur, update
+        from .kernels.torch_photometric import blur, update
 
         rows = _rows(on)
         if rows.size:
@@ -314,7 +314,7 @@ class Solarize(Op):
         return "solarize", self.threshold
 
     def torch_batch(self, x, params, on):
-        from .torch_photometric import solarize, update
+        from .kernels.torch_photometric import solarize, update
 
         update(x, _rows(on), solarize, self.threshold * 255.0)
 

@@ -26,7 +26,7 @@ import torch
 import torch.nn.functional as F
 
 from contrasting.data.atomic import atomic_output, atomic_write_text
-from contrasting.data.workers import dataloader_kwargs
+from contrasting.data.executors.workers import dataloader_kwargs
 from contrasting.encoders.training.precision import cpu_has_fast_bf16
 from contrasting.eval.catalog.readers import TaskDataset
 

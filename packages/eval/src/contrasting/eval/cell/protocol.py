@@ -36,7 +36,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from contrasting.data.workers import dataloader_kwargs
+from contrasting.data.executors.workers import dataloader_kwargs
 from contrasting.encoders.provenance import environment
 from contrasting.eval.catalog.heads import build_head
 from contrasting.eval.catalog.metric_stats import encode_samples

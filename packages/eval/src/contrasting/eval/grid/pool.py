@@ -42,7 +42,7 @@ from dataclasses import dataclass, field
 from multiprocessing.connection import wait as mp_wait
 from typing import Any
 
-from contrasting.data.workers import describe_exit
+from contrasting.data.executors.workers import describe_exit
 from contrasting.eval.grid.cells import (
     CellRequest,
     Executor,

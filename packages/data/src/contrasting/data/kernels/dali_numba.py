@@ -27,11 +27,11 @@ from __future__ import annotations
 import numba
 import numpy as np
 
-from .ops import NUMBA_BLUR as BLUR
-from .ops import NUMBA_GRAY as GRAY
-from .ops import NUMBA_JITTER as JITTER
-from .ops import NUMBA_SOLARIZE as SOLARIZE
-from .recipes import View
+from ..ops import NUMBA_BLUR as BLUR
+from ..ops import NUMBA_GRAY as GRAY
+from ..ops import NUMBA_JITTER as JITTER
+from ..ops import NUMBA_SOLARIZE as SOLARIZE
+from ..recipes import View
 
 
 def program(view: View, offsets: tuple[int, ...]) -> np.ndarray:

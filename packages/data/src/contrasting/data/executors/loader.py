@@ -22,7 +22,7 @@ import warnings
 
 import torch
 
-from .recipes import Recipe
+from ..recipes import Recipe
 from .torchvision_backend import TaskDataset, TaskSampler, identity
 from .view_loader import Batch, ViewLoader
 from .workers import WorkerDiedError, describe_worker_death, worker_context

@@ -24,7 +24,7 @@ from collections.abc import Callable, Sequence
 
 START_METHOD = "forkserver" if sys.platform.startswith("linux") else "spawn"
 # Imported once by the fork server, so that each worker begins with torch, torchvision and the executor loaded.
-PRELOAD = ["torch", "torchvision", "contrasting.data.torchvision_backend"]
+PRELOAD = ["torch", "torchvision", "contrasting.data.executors.torchvision_backend"]
 
 
 def worker_context(start_method: str | None = None) -> multiprocessing.context.BaseContext:

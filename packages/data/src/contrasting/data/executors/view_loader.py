@@ -11,10 +11,10 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from .params import ViewParams, batch_rng, sample_batch
-from .plan import EpochReport, check_sharding, plan_epoch
-from .recipes import Recipe, get_recipe
-from .sources import ArraySource, Catalog, PairListSource, scan_source
+from ..params import ViewParams, batch_rng, sample_batch
+from ..plan import EpochReport, check_sharding, plan_epoch
+from ..recipes import Recipe, get_recipe
+from ..sources import ArraySource, Catalog, PairListSource, scan_source
 
 
 @dataclass

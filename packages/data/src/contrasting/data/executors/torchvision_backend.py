@@ -19,9 +19,9 @@ import torch
 from torchvision.transforms import InterpolationMode, v2
 from torchvision.transforms.v2 import functional as F
 
-from .params import ViewParams
-from .recipes import Recipe, View
-from .sources import Catalog, pil_rgb, read_target
+from ..params import ViewParams
+from ..recipes import Recipe, View
+from ..sources import Catalog, pil_rgb, read_target
 
 
 def decode(path: str) -> torch.Tensor:

@@ -51,11 +51,11 @@ from nvidia.dali import pipeline_def
 from nvidia.dali.pipeline import do_not_convert
 from nvidia.dali.tensors import TensorListGPU
 
-from . import torch_photometric
-from .dali_kernels import blur, grayscale, on_device, solarize
-from .params import ViewParams
-from .recipes import Recipe, View
-from .sources import read_encoded, read_target
+from ..kernels import torch_photometric
+from ..kernels.dali_kernels import blur, grayscale, on_device, solarize
+from ..params import ViewParams
+from ..recipes import Recipe, View
+from ..sources import read_encoded, read_target
 from .view_loader import Batch, ViewLoader
 
 HUES = ("hsv", "yiq")
@@ -163,7 +163,7 @@ def _numba_operator():
     process and shared by every view of every pipeline; the view's program is its third input."""
     from nvidia.dali.plugin.numba import NumbaFunction  # CPU path only
 
-    from . import dali_numba  # compiles Numba code on first use
+    from ..kernels import dali_numba  # compiles Numba code on first use
 
     return NumbaFunction(run_fn=dali_numba.run, setup_fn=dali_numba.same_shape, device="cpu",
                          in_types=[types.UINT8, types.FLOAT, types.FLOAT], out_types=[types.UINT8],
@@ -173,7 +173,7 @@ def _numba_operator():
 def _numba_op(view: View, layout: ParamLayout) -> list:
     """The view's photometric ops as a one-entry plan: the shared Numba operator applied with the view's
     program (none without ops)."""
-    from . import dali_numba
+    from ..kernels import dali_numba
 
     prog = dali_numba.program(view, layout.offsets)
     if not len(prog):
