@@ -90,7 +90,7 @@ def synthetic_source(method: str, *, image_size: int, batch_size: int, num_image
     rng = np.random.default_rng(seed)
     images = rng.integers(0, 256, (num_images, image_size, image_size, 3), dtype=np.uint8)
     source = ArraySource(images, labels=rng.integers(0, num_classes, num_images))
-    loader = make_loader(make_recipe(recipe or method_spec(method).recipe or method, image_size, options or {}),
+    loader = make_loader(make_recipe(recipe_name(method, recipe), image_size, options or {}),
                          source, batch_size, backend="torchvision", seed=seed, shuffle=True, shard_id=rank,
                          num_shards=world_size, last_batch="drop", num_workers=0)
     if len(loader) == 0:
@@ -148,6 +148,12 @@ class LoaderSource:
             yield (batch.views, batch.labels, batch.indices) if self.indices else (batch.views, batch.labels)
 
 
+def recipe_name(method: str, recipe: str | None = None) -> str:
+    """The recipe a run of ``method`` trains with: ``recipe`` (``data.recipe``) when set, else the method's
+    ``MethodSpec.recipe``, else the recipe of the method's name."""
+    return recipe or method_spec(method).recipe or method
+
+
 def make_recipe(name: str, image_size: int | None, options: dict):
     """The ``contrasting.data`` recipe ``name`` with its crop sizes set from ``image_size`` by the recipe's own rule
     (``sized_recipe``; None: the recipe's sizes), then ``options`` (the factory's keyword arguments)."""
@@ -197,7 +203,7 @@ def _contrasting_data_source(data, method, *, batch_size, seed, rank, world_size
         if not path.exists():
             raise unknown("corpus", data.corpus, _corpus_choices(), plural="corpora")
         source = ImageFolderSource(path) if path.is_dir() else FileListSource(path)
-    recipe = make_recipe(data.recipe or method_spec(method).recipe or method, image_size, data.options)
+    recipe = make_recipe(recipe_name(method, data.recipe), image_size, data.options)
     backend = resolve_backend(data.executor)
     if backend == "dali":
         extra = {"device": "gpu" if device.type == "cuda" else "cpu", "num_threads": data.workers,
