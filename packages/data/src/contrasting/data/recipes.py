@@ -136,9 +136,8 @@ def get_recipe(name: str, **overrides) -> Recipe:
 def sized_recipe(name: str, size: int | None = None, **overrides) -> Recipe:
     """``get_recipe(name)`` with its crops set from one image size by the recipe's own rule (SwAV's small crops keep
     its 96:224 ratio), then ``overrides`` (which win); ``size`` None: the recipe's own sizes."""
-    if name not in RECIPES:
-        raise KeyError(f"unknown recipe {name!r}; registered: {', '.join(sorted(RECIPES))}")
-    return get_recipe(name, **{**({} if size is None else SIZE_RULES[name](size)), **overrides})
+    sizes = SIZE_RULES[name](size) if size is not None and name in SIZE_RULES else {}
+    return get_recipe(name, **{**sizes, **overrides})  # get_recipe refuses an unknown name
 
 
 def list_recipes() -> list[str]:
